@@ -1,0 +1,1 @@
+"""Kiln: a Copier template and CLI for production FastAPI services."""

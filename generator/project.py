@@ -1,0 +1,330 @@
+"""Rendering a project from the template and running its own gates.
+
+`kiln new`, `kiln verify` and the template's matrix tests all go through here, so a
+combination is rendered, installed and checked the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import copier
+import jinja2
+import yaml
+from uv import find_uv_bin
+
+from generator.options import Combination, template_root
+
+#: How long one gate may run before it counts as failed.
+GATE_TIMEOUT_SECONDS = 900
+
+#: The PostgreSQL server of the postgresql combinations; the generated tests read the same
+#: variable, with the same default.
+POSTGRES_URL_VARIABLE = "TEST_DATABASE_URL"
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+#: Run one SQL statement on a PostgreSQL server, with the project's own asyncpg:
+#: ``python -c SNIPPET DSN STATEMENT``.
+_POSTGRES_STATEMENT = """\
+import asyncio, sys
+import asyncpg
+
+async def main(dsn, statement):
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+#: Environment variables of the calling process that must not reach a project's gates.
+_LEAKY_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX")
+_LEAKY_ENV_PREFIXES = ("PYTEST_", "COV_CORE_", "COVERAGE_")
+
+
+class RenderError(Exception):
+    """Copier refused the answers or could not write the project (one line, for users)."""
+
+
+def render(
+    dest: Path,
+    data: Mapping[str, Any],
+    *,
+    defaults: bool = True,
+    isolated: bool = False,
+    src: Path | None = None,
+) -> dict[str, Any]:
+    """Render the template into ``dest`` and return the recorded answers.
+
+    The template renders from the working tree of a source checkout (``vcs_ref="HEAD"``,
+    uncommitted changes included). ``isolated`` points Copier at an empty settings file so
+    no user default leaks into the result (tests and ``kiln verify`` use it).
+    """
+    root = src or template_root()
+    vcs_ref = "HEAD" if (root / ".git").exists() else None
+    previous = os.environ.get("COPIER_SETTINGS_PATH")
+    if isolated:
+        empty = dest.parent / ".copier-settings.yml"
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty.write_text("{}\n", encoding="utf-8")
+        os.environ["COPIER_SETTINGS_PATH"] = str(empty)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Copier warns about the dirty working tree
+            copier.run_copy(
+                str(root),
+                dest,
+                data=dict(data),
+                defaults=defaults,
+                vcs_ref=vcs_ref,
+                quiet=True,
+                unsafe=False,
+            )
+    except (ValueError, copier.errors.CopierError) as exc:
+        raise RenderError(_one_line(exc)) from exc
+    finally:
+        if isolated:
+            if previous is None:
+                os.environ.pop("COPIER_SETTINGS_PATH", None)
+            else:
+                os.environ["COPIER_SETTINGS_PATH"] = previous
+    return read_answers(dest)
+
+
+def read_answers(project: Path) -> dict[str, Any]:
+    """The answers a project recorded in its ``.copier-answers.yml``."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    return dict(answers or {})
+
+
+def message_after_copy(answers: Mapping[str, Any], dest: Path) -> str:
+    """The template's own closing message (``_message_after_copy``), rendered."""
+    config = yaml.safe_load((template_root() / "copier.yml").read_text(encoding="utf-8"))
+    text = str(config.get("_message_after_copy", ""))
+    context = {**answers, "_copier_conf": {"dst_path": str(dest)}}
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 - terminal text, not HTML
+    return env.from_string(text).render(context).rstrip()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+# --- gates -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One check of a generated project: a command run in the project's directory.
+
+    ``env`` is added to the gates' environment for this command. A ``cleanup`` gate runs even
+    after an earlier gate failed (it undoes what a gate before it set up); its own failure
+    counts like any other.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cleanup: bool = False
+
+    def __str__(self) -> str:
+        assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
+        return " ".join([*assignments, shlex.join(self.argv)])
+
+
+def gates(combination: Combination) -> list[Gate]:
+    """The gates a generated project must pass: its own declared tools, in its own venv."""
+    venv_bin = Path(".venv") / "bin"
+    checks = [
+        Gate("install", (find_uv_bin(), "sync", "--python", sys.executable)),
+        Gate("ruff", (str(venv_bin / "ruff"), "check", ".")),
+        Gate("format", (str(venv_bin / "ruff"), "format", "--check", ".")),
+        Gate("mypy", (str(venv_bin / "mypy"),)),
+        Gate("pytest", (str(venv_bin / "pytest"), "-p", "no:cacheprovider")),
+    ]
+    if combination.data.get("use_orm"):
+        checks.extend(migration_gates(str(combination.data.get("database", "sqlite"))))
+    return checks
+
+
+def migration_gates(database: str) -> list[Gate]:
+    """Upgrade, downgrade, upgrade again and ``alembic check``, with the project's own alembic
+    CLI, on a fresh database of the combination's engine: a new SQLite file in the freshly
+    rendered project, or a throw-away PostgreSQL database created for it and dropped after."""
+    venv_bin = Path(".venv") / "bin"
+    alembic = str(venv_bin / "alembic")
+    if database != "postgresql":
+        env = {"DATABASE_URL": "sqlite+aiosqlite:///./migrations-check.db"}
+        return _alembic_round_trip(alembic, env)
+
+    server = urlsplit(os.environ.get(POSTGRES_URL_VARIABLE) or DEFAULT_POSTGRES_URL)
+    name = f"kiln_migrations_{uuid.uuid4().hex[:12]}"
+    dsn = server._replace(scheme="postgresql").geturl()  # asyncpg's form of the URL
+
+    def on_server(statement: str) -> tuple[str, ...]:
+        return (str(venv_bin / "python"), "-c", _POSTGRES_STATEMENT, dsn, statement)
+
+    env = {"DATABASE_URL": server._replace(path=f"/{name}").geturl()}
+    return [
+        Gate("db-create", on_server(f'CREATE DATABASE "{name}"')),
+        *_alembic_round_trip(alembic, env),
+        Gate("db-drop", on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), cleanup=True),
+    ]
+
+
+def _alembic_round_trip(alembic: str, env: Mapping[str, str]) -> list[Gate]:
+    return [
+        Gate("migrate-up", (alembic, "upgrade", "head"), env),
+        Gate("migrate-down", (alembic, "downgrade", "base"), env),
+        Gate("migrate-up-again", (alembic, "upgrade", "head"), env),
+        Gate("migrate-check", (alembic, "check"), env),
+    ]
+
+
+def gate_environment(cache_dir: Path | None) -> dict[str, str]:
+    """The environment for a project's gates: ours, minus what would leak into theirs."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _LEAKY_ENV and not key.startswith(_LEAKY_ENV_PREFIXES)
+    }
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", PYTHONDONTWRITEBYTECODE="1")
+    if cache_dir is not None:
+        env["UV_CACHE_DIR"] = str(cache_dir)
+    return env
+
+
+@dataclass
+class Outcome:
+    """What happened to one combination."""
+
+    key: str
+    project: Path
+    log: Path
+    failed_gate: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_gate is None
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+def verify(
+    combination: Combination,
+    workdir: Path,
+    *,
+    cache_dir: Path | None = None,
+    log_dir: Path | None = None,
+) -> Outcome:
+    """Render one combination into ``workdir/<key>`` and run its gates, stopping at the first
+    failure. Every command and its output go to the log, which the caller keeps on failure."""
+    project = workdir / combination.key
+    logs = log_dir or workdir
+    logs.mkdir(parents=True, exist_ok=True)
+    outcome = Outcome(combination.key, project, logs / f"{combination.key}.log")
+    if project.exists():
+        shutil.rmtree(project)
+    env = gate_environment(cache_dir)
+    with outcome.log.open("w", encoding="utf-8") as log:
+        log.write(f"# {combination.key}: {combination.data}\n")
+        started = time.perf_counter()
+        try:
+            render(project, {"project_name": "Kiln Check", **combination.data}, isolated=True)
+        except RenderError as exc:
+            log.write(f"render failed: {exc}\n")
+            outcome.failed_gate = "render"
+            return outcome
+        finally:
+            outcome.timings["render"] = time.perf_counter() - started
+        for gate in gates(combination):
+            if not outcome.ok and not gate.cleanup:
+                continue
+            log.write(f"\n$ {gate}\n")
+            log.flush()
+            started = time.perf_counter()
+            ok = _run(gate, project, {**env, **gate.env}, log)
+            outcome.timings[gate.name] = time.perf_counter() - started
+            log.write(f"# {gate.name}: {outcome.timings[gate.name]:.1f} s\n")
+            if not ok and outcome.ok:
+                outcome.failed_gate = gate.name
+        log.write(f"\n# {'ok' if outcome.ok else 'FAILED at ' + str(outcome.failed_gate)}\n")
+    return outcome
+
+
+def _run(gate: Gate, cwd: Path, env: Mapping[str, str], log: TextIO) -> bool:
+    try:
+        result = subprocess.run(  # noqa: S603 - argv built from our own gate list
+            gate.argv,
+            cwd=cwd,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=GATE_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        log.write(f"\n{gate.name} did not finish within {GATE_TIMEOUT_SECONDS} s\n")
+        return False
+    except OSError as exc:
+        log.write(f"\n{gate.name} could not start: {exc}\n")
+        return False
+    return result.returncode == 0
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log, for a failure message."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def run_all(
+    combinations: Sequence[Combination],
+    workdir: Path,
+    *,
+    jobs: int,
+    cache_dir: Path | None = None,
+    log_dir: Path | None = None,
+    on_start: Callable[[Combination], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Verify many combinations, ``jobs`` at a time, each in its own process."""
+    outcomes: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {}
+        for combination in combinations:
+            futures[
+                pool.submit(verify, combination, workdir, cache_dir=cache_dir, log_dir=log_dir)
+            ] = combination
+            if on_start is not None:
+                on_start(combination)
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+    order = {c.key: i for i, c in enumerate(combinations)}
+    return sorted(outcomes, key=lambda o: order[o.key])

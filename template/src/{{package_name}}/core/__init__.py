@@ -1,0 +1,1 @@
+"""Cross-cutting concerns: configuration, logging, errors and middleware."""

@@ -1,0 +1,1 @@
+"""Items: the example domain, with full CRUD."""

@@ -1,0 +1,1 @@
+"""File uploads, streamed to disk."""

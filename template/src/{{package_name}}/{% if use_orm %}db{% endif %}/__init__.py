@@ -1,0 +1,1 @@
+"""Database access: the declarative base, the engine and one session per request."""

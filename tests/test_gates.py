@@ -1,0 +1,101 @@
+"""The gates each combination runs, and how `verify` runs them (fast: no project installed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from generator import project
+from generator.options import Combination, Options
+from generator.project import Gate, gates, verify
+
+BASE_GATES = ["install", "ruff", "format", "mypy", "pytest"]
+ROUND_TRIP = ["migrate-up", "migrate-down", "migrate-up-again", "migrate-check"]
+
+
+def test_without_the_orm_there_are_no_migration_gates(options: Options) -> None:
+    combination = options.combination({"use_orm": False})
+
+    assert [gate.name for gate in gates(combination)] == BASE_GATES
+
+
+def test_sqlite_migrations_run_on_a_new_file_in_the_project(options: Options) -> None:
+    combination = options.combination({"use_orm": True, "database": "sqlite"})
+
+    checks = gates(combination)
+
+    assert [gate.name for gate in checks] == BASE_GATES + ROUND_TRIP
+    for gate in checks[len(BASE_GATES) :]:
+        assert gate.argv[0] == str(Path(".venv") / "bin" / "alembic")
+        assert gate.env == {"DATABASE_URL": "sqlite+aiosqlite:///./migrations-check.db"}
+        assert not gate.cleanup
+
+
+def test_postgresql_migrations_run_on_a_throw_away_database(
+    options: Options, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_DATABASE_URL", "postgresql+asyncpg://kiln@db.test:6543/postgres")
+    combination = options.combination({"use_orm": True, "database": "postgresql"})
+
+    checks = gates(combination)
+
+    names = [gate.name for gate in checks]
+    assert names == [*BASE_GATES, "db-create", *ROUND_TRIP, "db-drop"]
+    create, *round_trip, drop = checks[len(BASE_GATES) :]
+    [url] = {gate.env["DATABASE_URL"] for gate in round_trip}
+    assert url.startswith("postgresql+asyncpg://kiln@db.test:6543/kiln_migrations_")
+    database = url.rsplit("/", 1)[1]
+    assert create.argv[-2:] == (
+        "postgresql://kiln@db.test:6543/postgres",
+        f'CREATE DATABASE "{database}"',
+    )
+    assert drop.argv[-1] == f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+    assert drop.cleanup
+    assert not create.cleanup
+
+
+def test_each_verification_gets_its_own_database(options: Options) -> None:
+    combination = options.combination({"use_orm": True, "database": "postgresql"})
+
+    first, second = (gates(combination)[-1].argv[-1] for _ in range(2))
+
+    assert first != second
+
+
+def test_a_gate_shows_its_environment_and_command() -> None:
+    gate = Gate("migrate-up", ("alembic", "upgrade", "head"), {"DATABASE_URL": "sqlite:///a b"})
+
+    assert str(gate) == "DATABASE_URL='sqlite:///a b' alembic upgrade head"
+
+
+def test_after_a_failure_only_cleanup_gates_run(
+    options: Options, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def python(code: str) -> tuple[str, ...]:
+        return (sys.executable, "-c", code)
+
+    def fake_gates(combination: Combination) -> list[Gate]:
+        del combination
+        return [
+            Gate("setup", python("open('setup', 'w').close()")),
+            Gate("fails", python("raise SystemExit(1)")),
+            Gate("skipped", python("open('skipped', 'w').close()")),
+            Gate(
+                "teardown",
+                python("import os; open(os.environ['MARK'], 'w').close()"),
+                {"MARK": "teardown"},
+                cleanup=True,
+            ),
+        ]
+
+    monkeypatch.setattr(project, "gates", fake_gates)
+    combination = options.combination({"use_orm": False})
+
+    outcome = verify(combination, tmp_path)
+
+    assert outcome.failed_gate == "fails"
+    marks = {p.name for p in outcome.project.iterdir()} & {"setup", "skipped", "teardown"}
+    assert marks == {"setup", "teardown"}
+    assert list(outcome.timings) == ["render", "setup", "fails", "teardown"]
