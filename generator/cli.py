@@ -21,8 +21,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from typer._click.exceptions import ClickException  # Typer vendors click since 0.29
 
-from generator.options import Combination, OptionError, Options, Question, load_options
+from generator.options import (
+    Combination,
+    OptionError,
+    Options,
+    flag_name,
+    load_options,
+)
 from generator.project import Outcome, RenderError, message_after_copy, render, run_all, tail
+from generator.update import (
+    UpdateError,
+    project_status,
+    recorded_features,
+    summarize,
+    update_project,
+)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -65,11 +78,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-def flag_name(question: Question) -> str:
-    """``use_background_tasks`` -> ``background-tasks``."""
-    return question.name.removeprefix("use_").replace("_", "-")
 
 
 # --- kiln new ----------------------------------------------------------------------------
@@ -420,6 +428,76 @@ def _summary(outcomes: list[Outcome]) -> None:
     out.print(table)
     passed = sum(o.ok for o in outcomes)
     out.print(f"{passed} passed, {len(outcomes) - passed} failed")
+
+
+# --- kiln update / status ---------------------------------------------------------------
+
+ProjectPath = Annotated[
+    Path, typer.Argument(help="The generated project (default: the current directory).")
+]
+
+
+@app.command("update")
+def update_command(
+    path: ProjectPath = Path(),
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="KEY=VALUE",
+            help="Change an answer, e.g. use_websockets=true (repeatable).",
+        ),
+    ] = None,
+    vcs_ref: Annotated[
+        str | None,
+        typer.Option("--vcs-ref", help="Update to this tag or commit (default: newest release)."),
+    ] = None,
+    pretend: Annotated[
+        bool, typer.Option("--pretend", help="Show what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Take the template's newer version, or changed answers, into a generated project.
+
+    The project must be a clean git work tree. Your edits are kept; where they overlap the
+    template's changes, both sides are written inline between conflict markers.
+    """
+    options = load_options()
+    changes = options.parse_assignments(data or [])
+    try:
+        report = update_project(path, options, changes, vcs_ref=vcs_ref, pretend=pretend)
+    except UpdateError as exc:
+        raise KilnError(f"{exc}; nothing was changed") from None
+    for line in summarize(report):
+        out.print(line, markup=False)
+    if report.conflicts and not report.pretend:
+        out.print("Resolve the conflict markers, then review with `git diff` and commit.")
+    elif not report.pretend and report.changed:
+        out.print("Review with `git diff`, run the tests, and commit.")
+
+
+@app.command("status")
+def status_command(path: ProjectPath = Path()) -> None:
+    """Tell a project's template version, whether a newer one exists, and its features."""
+    options = load_options()
+    try:
+        status = project_status(path, options)
+    except UpdateError as exc:
+        raise KilnError(str(exc)) from None
+    answers = status.answers
+    out.print(f"project:   {answers.get('project_name')} ({path})", markup=False)
+    out.print(f"template:  {status.source}", markup=False)
+    if status.latest is None:
+        newest = "no release found (cannot reach the template, or it has no version tags)"
+    elif status.outdated:
+        newest = f"{status.latest} is newer: run `kiln update`"
+    else:
+        newest = "up to date"
+    out.print(f"version:   {status.version} ({newest})", markup=False)
+    on = recorded_features(answers, options)
+    off = [flag_name(t) for t in options.toggles if not status.features[t.name]]
+    out.print(f"features:  {', '.join(on) or 'none'}", markup=False)
+    out.print(f"off:       {', '.join(off) or 'none'}", markup=False)
 
 
 # --- entry point -------------------------------------------------------------------------

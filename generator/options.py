@@ -93,6 +93,11 @@ class Question:
         return raw
 
 
+def flag_name(question: Question) -> str:
+    """The command-line name of a question: ``use_background_tasks`` -> ``background-tasks``."""
+    return question.name.removeprefix("use_").replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Combination:
     """One combination of the feature toggles, with a stable readable key."""

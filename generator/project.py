@@ -244,7 +244,6 @@ def verify(
     outcome = Outcome(combination.key, project, logs / f"{combination.key}.log")
     if project.exists():
         shutil.rmtree(project)
-    env = gate_environment(cache_dir)
     with outcome.log.open("w", encoding="utf-8") as log:
         log.write(f"# {combination.key}: {combination.data}\n")
         started = time.perf_counter()
@@ -256,19 +255,38 @@ def verify(
             return outcome
         finally:
             outcome.timings["render"] = time.perf_counter() - started
-        for gate in gates(combination):
-            if not outcome.ok and not gate.cleanup:
-                continue
-            log.write(f"\n$ {gate}\n")
-            log.flush()
-            started = time.perf_counter()
-            ok = _run(gate, project, {**env, **gate.env}, log)
-            outcome.timings[gate.name] = time.perf_counter() - started
-            log.write(f"# {gate.name}: {outcome.timings[gate.name]:.1f} s\n")
-            if not ok and outcome.ok:
-                outcome.failed_gate = gate.name
-        log.write(f"\n# {'ok' if outcome.ok else 'FAILED at ' + str(outcome.failed_gate)}\n")
+        _run_gates(outcome, combination, gate_environment(cache_dir), log)
     return outcome
+
+
+def check(
+    project: Path, combination: Combination, log_path: Path, *, cache_dir: Path | None = None
+) -> Outcome:
+    """Run the gates of ``combination`` on a project that exists already (an updated one,
+    say), stopping at the first failure; the commands and their output go to ``log_path``."""
+    outcome = Outcome(combination.key, project, log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        log.write(f"# {project}: {combination.data}\n")
+        _run_gates(outcome, combination, gate_environment(cache_dir), log)
+    return outcome
+
+
+def _run_gates(
+    outcome: Outcome, combination: Combination, env: Mapping[str, str], log: TextIO
+) -> None:
+    for gate in gates(combination):
+        if not outcome.ok and not gate.cleanup:
+            continue
+        log.write(f"\n$ {gate}\n")
+        log.flush()
+        started = time.perf_counter()
+        ok = _run(gate, outcome.project, {**env, **gate.env}, log)
+        outcome.timings[gate.name] = time.perf_counter() - started
+        log.write(f"# {gate.name}: {outcome.timings[gate.name]:.1f} s\n")
+        if not ok and outcome.ok:
+            outcome.failed_gate = gate.name
+    log.write(f"\n# {'ok' if outcome.ok else 'FAILED at ' + str(outcome.failed_gate)}\n")
 
 
 def _run(gate: Gate, cwd: Path, env: Mapping[str, str], log: TextIO) -> bool:

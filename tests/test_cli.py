@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from generator.cli import app, flag_name
-from generator.options import Options
+from generator.cli import app
+from generator.options import Options, flag_name
 
 runner = CliRunner()
 

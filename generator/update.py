@@ -1,0 +1,297 @@
+"""Taking later template versions, or changed answers, into an existing project.
+
+`kiln update` and `kiln status` go through here. Copier does the three-way merge; this module
+adds the safe choices (inline conflict markers, a clean git tree first, a preview that runs
+on a throw-away clone) and says what changed in words a user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+from packaging.version import InvalidVersion, Version
+
+from generator.options import Options, flag_name
+
+ANSWERS_FILE = ".copier-answers.yml"
+
+#: The first line Copier writes for each inline conflict (``conflict="inline"``).
+CONFLICT_MARKER = "<<<<<<< before updating"
+
+#: ``git describe`` of a commit after a tag: ``0.2.0-3-gabc1234``.
+_DESCRIBED = re.compile(r"^(?P<base>.+)-(?P<count>\d+)-(?P<hash>g[0-9a-f]+)$")
+
+#: Migration files that a database may already have run: editing them does not reach it.
+_REVISION_FILE = re.compile(r"^migrations/versions/.+\.py$")
+
+
+class UpdateError(Exception):
+    """Why a project cannot be updated or inspected (one line, for users)."""
+
+
+@dataclass(frozen=True)
+class ProjectStatus:
+    """Where a project came from and what it was generated with."""
+
+    path: Path
+    source: str
+    version: str
+    latest: str | None
+    features: dict[str, bool]
+    answers: dict[str, Any]
+
+    @property
+    def outdated(self) -> bool:
+        """Whether the template has a release newer than the project's."""
+        latest = parse_version(self.latest) if self.latest else None
+        if latest is None:
+            return False
+        current = parse_version(self.version)
+        return current is None or latest > current
+
+
+@dataclass
+class UpdateReport:
+    """What an update did (or, with ``pretend``, would do) to a project."""
+
+    version_before: str
+    version_after: str
+    changed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    revisions_changed: list[str] = field(default_factory=list)
+    pretend: bool = False
+
+
+def parse_version(described: str) -> Version | None:
+    """A tag or ``git describe`` output as a version: ``v0.2.0`` -> 0.2.0,
+    ``v0.2.0-3-gabc1234`` -> 0.2.0.post3+gabc1234; None when it is neither."""
+    text = described.removeprefix("v")
+    if match := _DESCRIBED.match(text):
+        text = f"{match['base']}.post{match['count']}+{match['hash']}"
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def read_project_answers(path: Path, options: Options) -> dict[str, Any]:
+    """The recorded answers of a Kiln project; UpdateError when ``path`` is not one."""
+    if not path.is_dir():
+        raise UpdateError(f"{path} is not a directory; give the path of a generated project")
+    answers_path = path / ANSWERS_FILE
+    if not answers_path.is_file():
+        raise UpdateError(
+            f"{path} has no {ANSWERS_FILE}, so its template and answers are unknown; "
+            "restore the file from git (it is written when the project is generated)"
+        )
+    try:
+        answers = yaml.safe_load(answers_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UpdateError(f"{answers_path} is not valid YAML; restore it from git") from exc
+    if not isinstance(answers, dict):
+        raise UpdateError(f"{answers_path} holds no answers; restore it from git")
+    missing = [q.name for q in options.toggles if q.name not in answers]
+    if missing or "_src_path" not in answers:
+        raise UpdateError(
+            f"{path} was not generated from the Kiln template (its {ANSWERS_FILE} lacks "
+            f"{', '.join(missing) or '_src_path'}); use the tool that generated it"
+        )
+    return answers
+
+
+def project_status(path: Path, options: Options) -> ProjectStatus:
+    """The project's template, its version, the newest release, and its features."""
+    answers = read_project_answers(path, options)
+    source = str(answers["_src_path"])
+    return ProjectStatus(
+        path=path,
+        source=source,
+        version=str(answers.get("_commit", "unknown")),
+        latest=latest_release(source),
+        features={q.name: bool(answers.get(q.name)) for q in options.toggles},
+        answers={k: v for k, v in answers.items() if not k.startswith("_")},
+    )
+
+
+def latest_release(source: str) -> str | None:
+    """The newest release tag (PEP 440, no pre-releases) of the template at ``source``.
+
+    None when the template cannot be reached or has no release tags.
+    """
+    try:
+        listing = _git(Path.cwd(), "ls-remote", "--tags", "--refs", source)
+    except UpdateError:
+        return None
+    releases: list[tuple[Version, str]] = []
+    for line in listing.splitlines():
+        tag = line.rpartition("refs/tags/")[2]
+        version = parse_version(tag)
+        if version is not None and not version.is_prerelease:
+            releases.append((version, tag))
+    return max(releases)[1] if releases else None
+
+
+def update_project(
+    path: Path,
+    options: Options,
+    data: Mapping[str, Any],
+    *,
+    vcs_ref: str | None = None,
+    pretend: bool = False,
+) -> UpdateReport:
+    """Update the project at ``path`` to ``vcs_ref`` (default: the newest release), with the
+    answers in ``data`` changed; conflicts are written inline for the user to resolve.
+
+    Refuses, changing nothing, when the project is not a clean git work tree. With
+    ``pretend`` the update runs on a throw-away clone and the report says what it would do.
+    """
+    answers = read_project_answers(path, options)
+    _check_answers(options, answers, data)
+    _require_clean_tree(path)
+    version_before = str(answers.get("_commit", "unknown"))
+    if not pretend:
+        _run_update(path, data, vcs_ref)
+        return _report(path, version_before, options, pretend=False)
+    with tempfile.TemporaryDirectory(prefix="kiln-update-preview-") as scratch:
+        clone = Path(scratch) / path.resolve().name
+        _git(Path(scratch), "clone", "--quiet", "--no-hardlinks", str(path.resolve()), str(clone))
+        _run_update(clone, data, vcs_ref)
+        return _report(clone, version_before, options, pretend=True)
+
+
+def _check_answers(options: Options, answers: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Reject changed answers that make no combination (a variant without its toggle)."""
+    merged = {**answers, **data}
+    for variant in options.variants:
+        toggle = variant.toggle or ""
+        if variant.name in data and not merged.get(toggle):
+            raise UpdateError(f"{variant.name} needs {toggle}=true; add --data {toggle}=true")
+
+
+def _require_clean_tree(path: Path) -> None:
+    try:
+        top = _git(path, "rev-parse", "--show-toplevel").strip()
+    except UpdateError:
+        raise UpdateError(
+            f"{path} is not a git repository; `git init` and commit the project first, "
+            "so the update can be reviewed and undone"
+        ) from None
+    if Path(top).resolve() != path.resolve():
+        raise UpdateError(f"{path} is inside the git repository {top}; give the project's root")
+    changes = _git(path, "status", "--porcelain").splitlines()
+    if changes:
+        raise UpdateError(
+            f"{path} has uncommitted changes ({len(changes)} "
+            f"{'path' if len(changes) == 1 else 'paths'}); commit or stash them first, "
+            "so the update can be reviewed and undone"
+        )
+
+
+def _run_update(path: Path, data: Mapping[str, Any], vcs_ref: str | None) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Copier warns about dirty templates and versions
+            copier.run_update(
+                path,
+                data=dict(data),
+                defaults=True,
+                overwrite=True,
+                conflict="inline",
+                vcs_ref=vcs_ref,
+                quiet=True,
+                unsafe=False,
+            )
+    except (ValueError, copier.errors.CopierError) as exc:
+        raise UpdateError(" ".join(str(exc).split()) or type(exc).__name__) from exc
+
+
+def _report(path: Path, version_before: str, options: Options, *, pretend: bool) -> UpdateReport:
+    answers = read_project_answers(path, options)
+    changed = sorted(
+        line[3:].strip('"')
+        for line in _git(path, "status", "--porcelain", "--untracked-files=all").splitlines()
+    )
+    changed = [name.split(" -> ")[-1] for name in changed]
+    conflicts = [name for name in changed if _has_conflict(path / name)]
+    revisions = [name for name in changed if _REVISION_FILE.match(name) and _is_tracked(path, name)]
+    return UpdateReport(
+        version_before=version_before,
+        version_after=str(answers.get("_commit", "unknown")),
+        changed=changed,
+        conflicts=conflicts,
+        revisions_changed=revisions,
+        pretend=pretend,
+    )
+
+
+def _has_conflict(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.startswith(CONFLICT_MARKER) for line in text.splitlines())
+
+
+def _is_tracked(path: Path, name: str) -> bool:
+    try:
+        _git(path, "ls-files", "--error-unmatch", name)
+    except UpdateError:
+        return False
+    return True
+
+
+def _git(cwd: Path, *args: str) -> str:
+    git = shutil.which("git")
+    if git is None:
+        raise UpdateError("git is not installed; Copier needs it to update projects")
+    result = subprocess.run(  # noqa: S603 - fixed git subcommands
+        [git, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise UpdateError(f"git {args[0]} failed: {result.stderr.strip() or result.returncode}")
+    return result.stdout
+
+
+def summarize(report: UpdateReport) -> list[str]:
+    """The report as lines for the terminal."""
+    verb = "would change" if report.pretend else "changed"
+    lines = [f"{report.version_before} -> {report.version_after}: {verb} {len(report.changed)}"]
+    lines += [f"  {name}" for name in report.changed]
+    if report.conflicts:
+        lines.append(f"conflicts to resolve ({len(report.conflicts)}), marked inline:")
+        lines += [f"  {name}" for name in report.conflicts]
+    for name in report.revisions_changed:
+        lines.append(
+            f"note: {name} changed; a database that already ran it will not see the change: "
+            "restore the file and add a revision (alembic revision --autogenerate)"
+        )
+    return lines
+
+
+def recorded_features(answers: Mapping[str, Any], options: Options) -> Sequence[str]:
+    """The toggles that are on, with their variants: ``["auth", "orm (sqlite)"]``."""
+    features = []
+    for toggle in options.toggles:
+        if not answers.get(toggle.name):
+            continue
+        name = flag_name(toggle)
+        variants = [str(answers[v.name]) for v in options.variants if v.toggle == toggle.name]
+        features.append(f"{name} ({', '.join(variants)})" if variants else name)
+    return features
