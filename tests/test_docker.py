@@ -24,6 +24,8 @@ from generator.rehearsal import (
     uv_sync_commands,
 )
 
+from .test_workflows import check_workflow
+
 DOCKER_FILES = {"Dockerfile", "compose.yaml", ".dockerignore"}
 TOOLS = Path(sys.executable).parent
 
@@ -59,6 +61,20 @@ def test_docker_files_come_with_the_toggle_only(tmp_path: Path) -> None:
     rendered = {path.name for path in without.rglob("*")}
     assert not rendered & DOCKER_FILES
     assert "docker" not in (without / "README.md").read_text(encoding="utf-8").lower()
+
+
+@pytest.mark.parametrize("use_docker", [True, False])
+def test_the_generated_ci_lints_and_builds_the_image(tmp_path: Path, use_docker: bool) -> None:
+    project = tmp_path / "svc"
+    render(project, {"project_name": "Svc", "use_docker": use_docker}, isolated=True)
+    workflow = project / ".github" / "workflows" / "ci.yml"
+
+    text = workflow.read_text(encoding="utf-8")
+
+    assert ("hadolint Dockerfile" in text) is use_docker
+    assert ("docker build" in text) is use_docker
+    result = check_workflow(workflow)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_lock_file_is_not_ignored(tmp_path: Path) -> None:
