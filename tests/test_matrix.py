@@ -2,9 +2,10 @@
 
 One combination is one test case: it renders the project, installs it from its own
 declared dependencies into its own environment (uv, shared cache), then runs ruff,
-ruff format --check, mypy --strict and pytest with the coverage gate, and with the ORM the
-migrations round trip and alembic check — the same gates as `kiln verify`. The log of a
-failing combination is kept under .kiln/matrix-logs/.
+ruff format --check, mypy --strict and pytest with the coverage gate, with the ORM the
+migrations round trip and alembic check, and with Docker hadolint, the Compose schema and
+the image rehearsal — the same gates as `kiln verify`. The log of a failing combination is
+kept under .kiln/matrix-logs/.
 """
 
 from __future__ import annotations
