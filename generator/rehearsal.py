@@ -6,6 +6,7 @@ step), the build stages' files and `uv sync` commands into a fresh environment, 
 of the runtime stage, the `migrate` service's command on a fresh database, then the runtime
 stage's `CMD` with a production-like environment on a free loopback port, polled on
 `/health/live` and `/health/ready`, probed with the image's own `HEALTHCHECK` and stopped.
+An ENV or ARG that names a secret fails it too.
 Every command comes from the files, so a wrong `CMD`, a missing `COPY` or a broken
 `uv sync` fails the rehearsal. Run it as ``python -m generator.rehearsal PROJECT``.
 """
@@ -47,6 +48,8 @@ COMMAND_SECONDS = 600.0
 
 #: Shell tokens that end a command inside a RUN instruction.
 _SHELL_OPERATORS = frozenset({";", "&&", "||", "|", "&", "(", ")", ";;"})
+#: Names of settings that hold secrets.
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
 #: Variables of the image that the rehearsal sets itself (they name container paths/ports).
 _REHEARSAL_OWNS = frozenset({"PATH", "HOST", "PORT"})
 
@@ -190,6 +193,23 @@ def environment(stage: Sequence[Instruction], base: Mapping[str, str]) -> dict[s
                 raise RehearsalError(f"{instruction.where()}: {word!r} is not NAME=value")
             values[name] = expand(value)
     return values
+
+
+def check_no_secrets(instructions: Sequence[Instruction]) -> None:
+    """Refuse an ENV or ARG that names a secret: its value would stay in the image's layers
+    (or its history) for anyone who pulls it. Secrets are given at run time."""
+    for instruction in instructions:
+        if instruction.keyword not in ("ENV", "ARG"):
+            continue
+        for word in shlex.split(instruction.arguments):
+            name = word.partition("=")[0]
+            if _SECRET_NAME.search(name):
+                raise RehearsalError(
+                    f"{instruction.where()}: {name} would put a secret into the image's layers;"
+                    " give it to the container at run time instead"
+                )
+            if instruction.keyword == "ENV" and "=" not in word:
+                break  # the legacy form: the rest is the value
 
 
 def uv_sync_commands(instruction: Instruction) -> list[tuple[str, ...]]:
@@ -399,6 +419,7 @@ def rehearse(project: Path, *, database_url: str | None = None) -> None:
     PostgreSQL); without it a SQLite project gets a new file of its own.
     """
     dockerfile = parse_dockerfile((project / "Dockerfile").read_text(encoding="utf-8"))
+    check_no_secrets(dockerfile)
     *build_stages, final_stage = stages(dockerfile)
     services = compose_services(project)
     uv = find_uv_bin()

@@ -14,6 +14,7 @@ from generator.project import render
 from generator.rehearsal import (
     Copy,
     RehearsalError,
+    check_no_secrets,
     command,
     copy_from_context,
     environment,
@@ -197,6 +198,25 @@ def test_an_entrypoint_comes_before_the_command() -> None:
 def test_a_stage_without_a_command_is_refused() -> None:
     with pytest.raises(RehearsalError, match="no CMD"):
         command(stages(parse_dockerfile("FROM python:3.12-slim\nRUN true\n"))[-1])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ENV SECRET_KEY=abc",
+        "ENV LOG_LEVEL=INFO DATABASE_PASSWORD=x",
+        "ARG GITHUB_TOKEN",
+        "ENV API_KEY abc",
+    ],
+)
+def test_a_secret_in_the_image_is_refused(line: str) -> None:
+    with pytest.raises(RehearsalError, match="secret"):
+        check_no_secrets(parse_dockerfile(f"FROM python:3.12-slim\n{line}\n"))
+
+
+def test_settings_that_are_not_secrets_are_fine() -> None:
+    check_no_secrets(parse_dockerfile(DOCKERFILE))
+    check_no_secrets(parse_dockerfile("FROM python:3.12-slim\nENV MESSAGE the token of thanks\n"))
 
 
 def test_copy_follows_dockers_rules(tmp_path: Path) -> None:
