@@ -158,8 +158,11 @@ def gates(combination: Combination) -> list[Gate]:
         Gate("mypy", (str(venv_bin / "mypy"),)),
         Gate("pytest", (str(venv_bin / "pytest"), "-p", "no:cacheprovider")),
     ]
+    database = str(combination.data.get("database", "sqlite"))
     if combination.data.get("use_orm"):
-        checks.extend(migration_gates(str(combination.data.get("database", "sqlite"))))
+        checks.extend(migration_gates(database))
+    if combination.data.get("use_docker"):
+        checks.extend(docker_gates(database if combination.data.get("use_orm") else None))
     return checks
 
 
@@ -167,25 +170,60 @@ def migration_gates(database: str) -> list[Gate]:
     """Upgrade, downgrade, upgrade again and ``alembic check``, with the project's own alembic
     CLI, on a fresh database of the combination's engine: a new SQLite file in the freshly
     rendered project, or a throw-away PostgreSQL database created for it and dropped after."""
-    venv_bin = Path(".venv") / "bin"
-    alembic = str(venv_bin / "alembic")
+    alembic = str(Path(".venv") / "bin" / "alembic")
     if database != "postgresql":
         env = {"DATABASE_URL": "sqlite+aiosqlite:///./migrations-check.db"}
         return _alembic_round_trip(alembic, env)
+    create, url, drop = _throw_away_postgres("db", "kiln_migrations")
+    return [create, *_alembic_round_trip(alembic, {"DATABASE_URL": url}), drop]
 
+
+def docker_gates(database: str | None) -> list[Gate]:
+    """The Docker files without a Docker engine: hadolint on the Dockerfile (its default
+    level), compose.yaml against the Compose specification, and the image's rehearsal
+    (`generator.rehearsal`), on a throw-away PostgreSQL database with that engine.
+
+    hadolint and check-jsonschema are Kiln's own test dependencies, next to its Python."""
+    tools = Path(sys.executable).parent
+    rehearsal = (sys.executable, "-m", "generator.rehearsal", ".")
+    checks = [
+        Gate("hadolint", (str(tools / "hadolint"), "Dockerfile")),
+        Gate(
+            "compose-schema",
+            (
+                str(tools / "check-jsonschema"),
+                "--builtin-schema",
+                "vendor.compose-spec",
+                "compose.yaml",
+            ),
+        ),
+    ]
+    if database != "postgresql":
+        return [*checks, Gate("image-rehearsal", rehearsal)]
+    create, url, drop = _throw_away_postgres("image-db", "kiln_image")
+    return [*checks, create, Gate("image-rehearsal", (*rehearsal, "--database-url", url)), drop]
+
+
+def _throw_away_postgres(gate_prefix: str, name_prefix: str) -> tuple[Gate, str, Gate]:
+    """Gates that create and drop a new database on the PostgreSQL server of the
+    postgresql combinations (with the project's own asyncpg), and the database's URL."""
+    python = str(Path(".venv") / "bin" / "python")
     server = urlsplit(os.environ.get(POSTGRES_URL_VARIABLE) or DEFAULT_POSTGRES_URL)
-    name = f"kiln_migrations_{uuid.uuid4().hex[:12]}"
+    name = f"{name_prefix}_{uuid.uuid4().hex[:12]}"
     dsn = server._replace(scheme="postgresql").geturl()  # asyncpg's form of the URL
 
     def on_server(statement: str) -> tuple[str, ...]:
-        return (str(venv_bin / "python"), "-c", _POSTGRES_STATEMENT, dsn, statement)
+        return (python, "-c", _POSTGRES_STATEMENT, dsn, statement)
 
-    env = {"DATABASE_URL": server._replace(path=f"/{name}").geturl()}
-    return [
-        Gate("db-create", on_server(f'CREATE DATABASE "{name}"')),
-        *_alembic_round_trip(alembic, env),
-        Gate("db-drop", on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), cleanup=True),
-    ]
+    return (
+        Gate(f"{gate_prefix}-create", on_server(f'CREATE DATABASE "{name}"')),
+        server._replace(path=f"/{name}").geturl(),
+        Gate(
+            f"{gate_prefix}-drop",
+            on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+            cleanup=True,
+        ),
+    )
 
 
 def _alembic_round_trip(alembic: str, env: Mapping[str, str]) -> list[Gate]:

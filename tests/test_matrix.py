@@ -2,9 +2,10 @@
 
 One combination is one test case: it renders the project, installs it from its own
 declared dependencies into its own environment (uv, shared cache), then runs ruff,
-ruff format --check, mypy --strict and pytest with the coverage gate, and with the ORM the
-migrations round trip and alembic check — the same gates as `kiln verify`. The log of a
-failing combination is kept under .kiln/matrix-logs/.
+ruff format --check, mypy --strict and pytest with the coverage gate, with the ORM the
+migrations round trip and alembic check, and with Docker hadolint, the Compose schema and
+the image rehearsal — the same gates as `kiln verify`. The log of a failing combination is
+kept under .kiln/matrix-logs/.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ LOGS = REPO / ".kiln" / "matrix-logs"
 COMBINATIONS = load_options(REPO / "copier.yml").combinations()
 
 
-def _postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
+def _answers(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=2):
             return True
@@ -33,12 +34,23 @@ def _postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
 
 
 def require_services(combination: Combination) -> None:
-    """Skip a combination whose server is absent, with one line; fail instead under CI."""
-    if combination.data.get("database") == "postgresql" and not _postgres_answers():
+    """Skip a combination whose server is absent, with one line; fail instead under CI.
+
+    The image rehearsal of a websockets combination fans out through the real Redis."""
+    reason = None
+    if combination.data.get("database") == "postgresql" and not _answers(5432):
         reason = "no PostgreSQL answers on 127.0.0.1:5432 (start it, or see .ci/run)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
-        pytest.skip(reason)
+    elif (
+        combination.data.get("use_websockets")
+        and combination.data.get("use_docker")
+        and not _answers(6379)
+    ):
+        reason = "no Redis answers on 127.0.0.1:6379 (start it, or see .ci/run)"
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.mark.matrix
