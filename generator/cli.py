@@ -28,7 +28,15 @@ from generator.options import (
     flag_name,
     load_options,
 )
-from generator.project import Outcome, RenderError, message_after_copy, render, run_all, tail
+from generator.project import (
+    Outcome,
+    RenderError,
+    message_after_copy,
+    missing_tools,
+    render,
+    run_all,
+    tail,
+)
 from generator.update import (
     UpdateError,
     project_status,
@@ -347,6 +355,11 @@ def verify_command(
     the migrations up, down, up again and alembic check)."""
     options = load_options()
     combos = _select(options, all_=all_, combo=combo or [])
+    if missing := missing_tools(combos):
+        raise KilnError(
+            f"kiln verify needs {', '.join(missing)}; install them with "
+            "pip install 'fastapi-kiln[verify]'"
+        )
     workdir = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="kiln-verify-"))
     if keep:
         workdir.mkdir(parents=True, exist_ok=True)

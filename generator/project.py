@@ -6,6 +6,7 @@ combination is rendered, installed and checked the same way everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -155,6 +156,7 @@ def gates(combination: Combination) -> list[Gate]:
         Gate("install", (find_uv_bin(), "sync", "--python", sys.executable)),
         Gate("ruff", (str(venv_bin / "ruff"), "check", ".")),
         Gate("format", (str(venv_bin / "ruff"), "format", "--check", ".")),
+        *security_gates(),
         Gate("mypy", (str(venv_bin / "mypy"),)),
         Gate("pytest", (str(venv_bin / "pytest"), "-p", "no:cacheprovider")),
     ]
@@ -164,6 +166,46 @@ def gates(combination: Combination) -> list[Gate]:
     if combination.data.get("use_docker"):
         checks.extend(docker_gates(database if combination.data.get("use_orm") else None))
     return checks
+
+
+def missing_tools(combinations: Sequence[Combination]) -> list[str]:
+    """The tools of Kiln's ``verify`` extra that the gates of ``combinations`` need and this
+    environment lacks."""
+    tools = Path(sys.executable).parent
+    missing = {
+        Path(gate.argv[0]).name
+        for combination in combinations
+        for gate in gates(combination)
+        if gate.argv[0] != sys.executable
+        and Path(gate.argv[0]).parent == tools
+        and not Path(gate.argv[0]).exists()
+    }
+    if importlib.util.find_spec("detect_secrets") is None:
+        missing.add("detect-secrets")
+    return sorted(missing)
+
+
+def security_gates() -> list[Gate]:
+    """Static security checks, with Kiln's own test tools (next to its Python): bandit at
+    medium severity and above on the code, the generated workflow against the GitHub
+    workflow schema and through zizmor's offline audits, and no secret in any file a user
+    commits (`generator.secret_scan`)."""
+    tools = Path(sys.executable).parent
+    workflow = str(Path(".github") / "workflows" / "ci.yml")
+    return [
+        Gate("bandit", (str(tools / "bandit"), "-r", ".", "-x", "./.venv", "-ll", "-q")),
+        Gate(
+            "workflow-schema",
+            (
+                str(tools / "check-jsonschema"),
+                "--builtin-schema",
+                "vendor.github-workflows",
+                workflow,
+            ),
+        ),
+        Gate("zizmor", (str(tools / "zizmor"), "--offline", workflow)),
+        Gate("secrets", (sys.executable, "-m", "generator.secret_scan", ".")),
+    ]
 
 
 def migration_gates(database: str) -> list[Gate]:

@@ -11,7 +11,17 @@ from generator import project
 from generator.options import Combination, Options
 from generator.project import Gate, gates, verify
 
-BASE_GATES = ["install", "ruff", "format", "mypy", "pytest"]
+BASE_GATES = [
+    "install",
+    "ruff",
+    "format",
+    "bandit",
+    "workflow-schema",
+    "zizmor",
+    "secrets",
+    "mypy",
+    "pytest",
+]
 ROUND_TRIP = ["migrate-up", "migrate-down", "migrate-up-again", "migrate-check"]
 DOCKER_GATES = ["hadolint", "compose-schema", "image-rehearsal"]
 

@@ -33,7 +33,7 @@ def test_generated_workflow_is_valid(tmp_path: Path, python_version: str) -> Non
     project = tmp_path / "svc"
     render(project, {"project_name": "Svc", "python_version": python_version}, isolated=True)
     workflow = project / ".github" / "workflows" / "ci.yml"
-    assert f'python-version: "{python_version}"' in workflow.read_text(encoding="utf-8")
+    assert f"uv sync --python {python_version}" in workflow.read_text(encoding="utf-8")
     result = check_workflow(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
 
