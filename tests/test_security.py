@@ -30,8 +30,19 @@ def run_gate(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_rendered_project_has_no_secret(rendered: Path) -> None:
-    assert findings(rendered) == []
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"use_websockets": True},
+        {"database": "postgresql", "use_websockets": True},
+        {"use_orm": False, "use_websockets": True},
+    ],
+    ids=["sqlite", "postgresql", "no-orm"],
+)
+def test_a_rendered_project_has_no_secret(data: dict[str, object], tmp_path: Path) -> None:
+    render(tmp_path / "svc", {"project_name": "Svc", **data}, isolated=True)
+
+    assert findings(tmp_path / "svc") == []
 
 
 def test_a_secret_in_a_project_file_is_found_but_tests_are_left_out(tmp_path: Path) -> None:
