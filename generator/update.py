@@ -7,6 +7,7 @@ on a throw-away clone) and says what changed in words a user can act on.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +31,12 @@ CONFLICT_MARKER = "<<<<<<< before updating"
 
 #: ``git describe`` of a commit after a tag: ``0.2.0-3-gabc1234``.
 _DESCRIBED = re.compile(r"^(?P<base>.+)-(?P<count>\d+)-(?P<hash>g[0-9a-f]+)$")
+
+#: How long one git command (a clone, a remote's tags) may take.
+GIT_TIMEOUT_SECONDS = 60
+
+#: Copier's shortcuts for template sources.
+_ALIASES = {"gh:": "https://github.com", "gl:": "https://gitlab.com"}
 
 #: Migration files that a database may already have run: editing them does not reach it.
 _REVISION_FILE = re.compile(r"^migrations/versions/.+\.py$")
@@ -128,6 +135,9 @@ def latest_release(source: str) -> str | None:
 
     None when the template cannot be reached or has no release tags.
     """
+    for alias, host in _ALIASES.items():
+        if source.startswith(alias):
+            source = f"{host}/{source.removeprefix(alias)}"
     try:
         listing = _git(Path.cwd(), "ls-remote", "--tags", "--refs", source)
     except UpdateError:
@@ -256,14 +266,19 @@ def _git(cwd: Path, *args: str) -> str:
     git = shutil.which("git")
     if git is None:
         raise UpdateError("git is not installed; Copier needs it to update projects")
-    result = subprocess.run(  # noqa: S603 - fixed git subcommands
-        [git, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed git subcommands
+            [git, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # never wait for a password
+            timeout=GIT_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise UpdateError(f"git {args[0]} gave no answer within {GIT_TIMEOUT_SECONDS} s") from None
     if result.returncode != 0:
         raise UpdateError(f"git {args[0]} failed: {result.stderr.strip() or result.returncode}")
     return result.stdout
