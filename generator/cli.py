@@ -39,6 +39,7 @@ from generator.project import (
 )
 from generator.update import (
     UpdateError,
+    UpdateStopped,
     project_status,
     recorded_features,
     summarize,
@@ -479,6 +480,8 @@ def update_command(
     changes = options.parse_assignments(data or [])
     try:
         report = update_project(path, options, changes, vcs_ref=vcs_ref, pretend=pretend)
+    except UpdateStopped as exc:
+        raise KilnError(str(exc)) from None
     except UpdateError as exc:
         raise KilnError(f"{exc}; nothing was changed") from None
     for line in summarize(report):

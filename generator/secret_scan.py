@@ -43,6 +43,9 @@ def findings(project: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     project = Path(args[0] if args else ".").resolve()
+    if not project.is_dir():
+        print(f"secret_scan: {project} is not a directory", file=sys.stderr)
+        return 2
     found = findings(project)
     for line in found:
         print(line)

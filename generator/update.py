@@ -43,7 +43,12 @@ _REVISION_FILE = re.compile(r"^migrations/versions/.+\.py$")
 
 
 class UpdateError(Exception):
-    """Why a project cannot be updated or inspected (one line, for users)."""
+    """Why a project cannot be updated or inspected (one line, for users); raised before
+    anything in the project changed."""
+
+
+class UpdateStopped(UpdateError):
+    """The update began and failed; the message says how to see and undo what it did."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +112,12 @@ def read_project_answers(path: Path, options: Options) -> dict[str, Any]:
         raise UpdateError(f"{answers_path} is not valid YAML; restore it from git") from exc
     if not isinstance(answers, dict):
         raise UpdateError(f"{answers_path} holds no answers; restore it from git")
-    missing = [q.name for q in options.toggles if q.name not in answers]
-    if missing or "_src_path" not in answers:
+    # A project made before a toggle existed lacks its answer: the toggle is off there.
+    known = [q.name for q in options.toggles if q.name in answers]
+    if not known or "_src_path" not in answers:
         raise UpdateError(
-            f"{path} was not generated from the Kiln template (its {ANSWERS_FILE} lacks "
-            f"{', '.join(missing) or '_src_path'}); use the tool that generated it"
+            f"{path} was not generated from the Kiln template (its {ANSWERS_FILE} has "
+            "none of Kiln's feature answers); use the tool that generated it"
         )
     return answers
 
@@ -175,7 +181,10 @@ def update_project(
     with tempfile.TemporaryDirectory(prefix="kiln-update-preview-") as scratch:
         clone = Path(scratch) / path.resolve().name
         _git(Path(scratch), "clone", "--quiet", "--no-hardlinks", str(path.resolve()), str(clone))
-        _run_update(clone, data, vcs_ref)
+        try:
+            _run_update(clone, data, vcs_ref)
+        except UpdateStopped as exc:
+            raise UpdateError(str(exc.__cause__ or exc)) from exc
         return _report(clone, version_before, options, pretend=True)
 
 
@@ -191,7 +200,9 @@ def _check_answers(options: Options, answers: Mapping[str, Any], data: Mapping[s
 def _require_clean_tree(path: Path) -> None:
     try:
         top = _git(path, "rev-parse", "--show-toplevel").strip()
-    except UpdateError:
+    except UpdateError as exc:
+        if "not a git repository" not in str(exc):
+            raise
         raise UpdateError(
             f"{path} is not a git repository; `git init` and commit the project first, "
             "so the update can be reviewed and undone"
@@ -221,17 +232,17 @@ def _run_update(path: Path, data: Mapping[str, Any], vcs_ref: str | None) -> Non
                 quiet=True,
                 unsafe=False,
             )
-    except (ValueError, copier.errors.CopierError) as exc:
-        raise UpdateError(" ".join(str(exc).split()) or type(exc).__name__) from exc
+    except (ValueError, OSError, copier.errors.CopierError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UpdateStopped(
+            f"the update stopped: {reason}; `git status` shows anything it changed and "
+            "`git checkout . && git clean -fd` undoes it"
+        ) from exc
 
 
 def _report(path: Path, version_before: str, options: Options, *, pretend: bool) -> UpdateReport:
     answers = read_project_answers(path, options)
-    changed = sorted(
-        line[3:].strip('"')
-        for line in _git(path, "status", "--porcelain", "--untracked-files=all").splitlines()
-    )
-    changed = [name.split(" -> ")[-1] for name in changed]
+    changed = changed_paths(path)
     conflicts = [name for name in changed if _has_conflict(path / name)]
     revisions = [name for name in changed if _REVISION_FILE.match(name) and _is_tracked(path, name)]
     return UpdateReport(
@@ -242,6 +253,21 @@ def _report(path: Path, version_before: str, options: Options, *, pretend: bool)
         revisions_changed=revisions,
         pretend=pretend,
     )
+
+
+def changed_paths(path: Path) -> list[str]:
+    """The paths ``git status`` reports, unquoted (``-z``); a rename by its new name."""
+    fields = _git(path, "status", "--porcelain", "-z", "--untracked-files=all").split("\0")
+    changed = []
+    entries = iter(fields)
+    for entry in entries:
+        if not entry:
+            continue
+        status, name = entry[:2], entry[3:]
+        if "R" in status or "C" in status:
+            next(entries, None)  # the old name of a rename or copy
+        changed.append(name)
+    return sorted(changed)
 
 
 def _has_conflict(path: Path) -> bool:
@@ -290,12 +316,16 @@ def summarize(report: UpdateReport) -> list[str]:
     lines = [f"{report.version_before} -> {report.version_after}: {verb} {len(report.changed)}"]
     lines += [f"  {name}" for name in report.changed]
     if report.conflicts:
-        lines.append(f"conflicts to resolve ({len(report.conflicts)}), marked inline:")
+        if report.pretend:
+            lines.append(f"conflicts it would mark inline ({len(report.conflicts)}):")
+        else:
+            lines.append(f"conflicts to resolve ({len(report.conflicts)}), marked inline:")
         lines += [f"  {name}" for name in report.conflicts]
     for name in report.revisions_changed:
+        verb = "would change" if report.pretend else "changed"
         lines.append(
-            f"note: {name} changed; a database that already ran it will not see the change: "
-            "restore the file and add a revision (alembic revision --autogenerate)"
+            f"note: {name} {verb}; a database that already ran it will not see the change: "
+            "keep the old file and add a revision (alembic revision --autogenerate)"
         )
     return lines
 

@@ -52,12 +52,7 @@ def test_a_secret_in_a_project_file_is_found_but_tests_are_left_out(tmp_path: Pa
     (tmp_path / "tests" / "test_x.py").write_text(f'KEY = "{FAKE_AWS_KEY}"\n', encoding="utf-8")
 
     assert findings(tmp_path) == ["src/settings.py:1: AWS Access Key"]
-    result = subprocess.run(  # noqa: S603 - our own module
-        [sys.executable, "-m", "generator.secret_scan", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_gate("secrets", tmp_path)
     assert result.returncode == 1
     assert "1 secret(s) in 1 files" in result.stdout
 

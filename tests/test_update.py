@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.options import Combination, Options
 from generator.project import check, tail
-from generator.update import CONFLICT_MARKER, update_project
+from generator.update import CONFLICT_MARKER, changed_paths, update_project
 
 from .conftest import REPO
 from .test_matrix import LOGS, require_services
@@ -429,3 +429,40 @@ def test_recorded_answers_hold_no_secrets(project_at_old: Path, options: Options
     asked = {q.name for q in options.asked}
     assert set(answers) - asked == {"_commit", "_src_path"}
     assert not any("secret" in name or "password" in name for name in answers)
+
+
+def test_a_project_from_before_a_toggle_existed_is_still_kiln(
+    project_at_old: Path, options: Options
+) -> None:
+    answers_path = project_at_old / ".copier-answers.yml"
+    answers = yaml.safe_load(answers_path.read_text(encoding="utf-8"))
+    del answers["use_docker"]
+    answers_path.write_text(yaml.safe_dump(answers), encoding="utf-8")
+    commit_all(project_at_old, "Answers of an older Kiln")
+
+    result = CliRunner().invoke(app, ["status", str(project_at_old)])
+
+    assert result.exit_code == 0, result.output
+    assert "docker" in result.stdout.splitlines()[-1]  # the "off:" line
+
+
+def test_pretend_says_which_conflicts_it_would_leave(project_at_old: Path) -> None:
+    _replace(project_at_old / "README.md", README_OLD_LINE, USER_README_LINE)
+    commit_all(project_at_old, "Our README")
+
+    result = CliRunner().invoke(app, ["update", str(project_at_old), "--pretend"])
+
+    assert result.exit_code == 0, result.output
+    assert "conflicts it would mark inline (1):" in result.stdout
+    assert CONFLICT_MARKER not in (project_at_old / "README.md").read_text(encoding="utf-8")
+
+
+def test_changed_paths_are_read_unquoted(tmp_path: Path) -> None:
+    git(tmp_path, "init", "--quiet")
+    (tmp_path / "café notes.md").write_text("x\n", encoding="utf-8")
+    (tmp_path / "plain.txt").write_text("y\n", encoding="utf-8")
+    commit_all(tmp_path, "Two files")
+    git(tmp_path, "mv", "plain.txt", "renamed.txt")
+    (tmp_path / "café notes.md").write_text("changed\n", encoding="utf-8")
+
+    assert changed_paths(tmp_path) == ["café notes.md", "renamed.txt"]
