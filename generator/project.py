@@ -161,7 +161,9 @@ def gates(combination: Combination) -> list[Gate]:
         Gate("pytest", (str(venv_bin / "pytest"), "-p", "no:cacheprovider")),
     ]
     database = str(combination.data.get("database", "sqlite"))
-    if combination.data.get("use_orm"):
+    orm = bool(combination.data.get("use_orm"))
+    checks.extend(live_gates("fuzz", database if orm else None))
+    if orm:
         checks.extend(migration_gates(database))
     if combination.data.get("use_docker"):
         checks.extend(docker_gates(database if combination.data.get("use_orm") else None))
@@ -180,9 +182,20 @@ def missing_tools(combinations: Sequence[Combination]) -> list[str]:
         and Path(gate.argv[0]).parent == tools
         and not Path(gate.argv[0]).exists()
     }
-    if importlib.util.find_spec("detect_secrets") is None:
-        missing.add("detect-secrets")
+    for module, distribution in _VERIFY_MODULES:
+        if importlib.util.find_spec(module) is None:
+            missing.add(distribution)
     return sorted(missing)
+
+
+#: Modules of the ``verify`` extra that the gates import rather than run: the secret scan,
+#: the fuzzing and the load (`generator.secret_scan`, `generator.live`).
+_VERIFY_MODULES = (
+    ("detect_secrets", "detect-secrets"),
+    ("schemathesis", "schemathesis"),
+    ("httpx", "httpx"),
+    ("websockets", "websockets"),
+)
 
 
 def security_gates() -> list[Gate]:
@@ -206,6 +219,24 @@ def security_gates() -> list[Gate]:
         Gate("zizmor", (str(tools / "zizmor"), "--offline", workflow)),
         Gate("secrets", (sys.executable, "-m", "generator.secret_scan", ".")),
     ]
+
+
+def load_gates(combination: Combination) -> list[Gate]:
+    """Install the project and put its server under load (`generator.live load`): 200 HTTP
+    clients for 20 s, and with websockets 500 members in one room."""
+    database = str(combination.data.get("database", "sqlite"))
+    orm = bool(combination.data.get("use_orm"))
+    return [gates(combination)[0], *live_gates("load", database if orm else None)]
+
+
+def live_gates(mode: str, database: str | None, *options: str) -> list[Gate]:
+    """The project's server on loopback, fuzzed or loaded (`generator.live`): on a fresh
+    SQLite file of its own, or on a throw-away PostgreSQL database created for it."""
+    live = (sys.executable, "-m", "generator.live", mode, ".", *options)
+    if database != "postgresql":
+        return [Gate(mode, live)]
+    create, url, drop = _throw_away_postgres(f"{mode}-db", f"kiln_{mode}")
+    return [create, Gate(mode, (*live, "--database-url", url)), drop]
 
 
 def migration_gates(database: str) -> list[Gate]:
@@ -335,27 +366,34 @@ def verify(
             return outcome
         finally:
             outcome.timings["render"] = time.perf_counter() - started
-        _run_gates(outcome, combination, gate_environment(cache_dir), log)
+        _run_gates(outcome, gates(combination), gate_environment(cache_dir), log)
     return outcome
 
 
 def check(
-    project: Path, combination: Combination, log_path: Path, *, cache_dir: Path | None = None
+    project: Path,
+    combination: Combination,
+    log_path: Path,
+    *,
+    cache_dir: Path | None = None,
+    checks: Sequence[Gate] | None = None,
 ) -> Outcome:
-    """Run the gates of ``combination`` on a project that exists already (an updated one,
-    say), stopping at the first failure; the commands and their output go to ``log_path``."""
+    """Run the gates of ``combination`` (or ``checks``) on a project that exists already (an
+    updated one, say), stopping at the first failure; the commands and their output go to
+    ``log_path``."""
     outcome = Outcome(combination.key, project, log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         log.write(f"# {project}: {combination.data}\n")
-        _run_gates(outcome, combination, gate_environment(cache_dir), log)
+        chosen = gates(combination) if checks is None else checks
+        _run_gates(outcome, chosen, gate_environment(cache_dir), log)
     return outcome
 
 
 def _run_gates(
-    outcome: Outcome, combination: Combination, env: Mapping[str, str], log: TextIO
+    outcome: Outcome, checks: Sequence[Gate], env: Mapping[str, str], log: TextIO
 ) -> None:
-    for gate in gates(combination):
+    for gate in checks:
         if not outcome.ok and not gate.cleanup:
             continue
         log.write(f"\n$ {gate}\n")

