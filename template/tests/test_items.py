@@ -60,6 +60,14 @@ async def test_created_item_can_be_read(client: AsyncClient) -> None:
         {"name": "Lamp"},
         {"name": "Lamp", "price_cents": 1, "description": "d" * 1001},
         {"name": "Lamp", "price_cents": 1, "colour": "red"},
+        # What no column can store, or no reader expects, is refused before the database.
+        {"name": "La\x00mp", "price_cents": 1},
+        {"name": "Lamp\nStand", "price_cents": 1},
+        {"name": "Lamp", "price_cents": 1, "description": "bell \x07"},
+        {"name": "Lamp", "price_cents": 2**31},
+        # A price is a JSON integer, not a boolean or a string of digits.
+        {"name": "Lamp", "price_cents": True},
+        {"name": "Lamp", "price_cents": "5"},
     ],
 )
 async def test_create_rejects_invalid_items(client: AsyncClient, payload: dict[str, Any]) -> None:
@@ -117,11 +125,20 @@ async def test_get_missing_item_is_404_problem(client: AsyncClient) -> None:
     assert body["detail"] == "Item 42 does not exist."
 
 
-async def test_item_id_must_be_an_integer(client: AsyncClient) -> None:
-    response = await client.get(f"{ITEMS}/abc")
+@pytest.mark.parametrize("item_id", ["abc", "0", "-1", str(2**31)])
+async def test_item_id_must_be_a_positive_32_bit_integer(client: AsyncClient, item_id: str) -> None:
+    response = await client.get(f"{ITEMS}/{item_id}")
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["location"] == ["path", "item_id"]
+
+
+async def test_description_may_span_lines(client: AsyncClient) -> None:
+    text = "First line\n\tindented second line"
+
+    item = await create(client, "Lamp", description=text)
+
+    assert item["description"] == text
 
 
 async def test_list_is_empty_at_first(client: AsyncClient) -> None:
@@ -211,6 +228,9 @@ async def test_list_sort_ties_are_ordered_by_id(client: AsyncClient) -> None:
         ({"sort": "colour"}, ["query", "sort"]),
         ({"min_price_cents": -5}, ["query", "min_price_cents"]),
         ({"q": ""}, ["query", "q"]),
+        ({"q": "a\x00"}, ["query", "q"]),
+        ({"offset": 2**31}, ["query", "offset"]),
+        ({"max_price_cents": 2**31}, ["query", "max_price_cents"]),
         ({"colour": "red"}, ["query", "colour"]),
         ({"min_price_cents": 500, "max_price_cents": 100}, ["query"]),
     ],
