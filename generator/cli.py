@@ -350,10 +350,19 @@ def verify_command(
     log_dir: Annotated[
         Path, typer.Option("--log-dir", help="Where the log of each failed combination is kept.")
     ] = Path(".kiln/logs"),
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load",
+            help="Also put each server under load: 200 HTTP clients for 20 s, and with "
+            "websockets 500 members in one room.",
+        ),
+    ] = False,
 ) -> None:
     """Render combinations, install each into its own environment and run its gates
-    (ruff, ruff format --check, mypy --strict, pytest with the coverage gate; with the ORM,
-    the migrations up, down, up again and alembic check)."""
+    (ruff, ruff format --check, the security checks, mypy --strict, pytest with the coverage
+    gate, the API fuzzing of a real server; with the ORM, the migrations up, down, up again
+    and alembic check; with Docker, the image's lint, schema and rehearsal)."""
     options = load_options()
     combos = _select(options, all_=all_, combo=combo or [])
     if missing := missing_tools(combos):
@@ -395,6 +404,7 @@ def verify_command(
                 log_dir=logs,
                 on_start=started,
                 on_done=done,
+                load=load,
             )
         finally:
             if not keep:

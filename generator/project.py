@@ -149,8 +149,9 @@ class Gate:
         return " ".join([*assignments, shlex.join(self.argv)])
 
 
-def gates(combination: Combination) -> list[Gate]:
-    """The gates a generated project must pass: its own declared tools, in its own venv."""
+def gates(combination: Combination, *, load: bool = False) -> list[Gate]:
+    """The gates a generated project must pass: its own declared tools, in its own venv;
+    with ``load``, its server under load last (`load_gates`)."""
     venv_bin = Path(".venv") / "bin"
     checks = [
         Gate("install", (find_uv_bin(), "sync", "--python", sys.executable)),
@@ -166,7 +167,9 @@ def gates(combination: Combination) -> list[Gate]:
     if orm:
         checks.extend(migration_gates(database))
     if combination.data.get("use_docker"):
-        checks.extend(docker_gates(database if combination.data.get("use_orm") else None))
+        checks.extend(docker_gates(database if orm else None))
+    if load:
+        checks.extend(live_gates("load", database if orm else None))
     return checks
 
 
@@ -346,9 +349,11 @@ def verify(
     *,
     cache_dir: Path | None = None,
     log_dir: Path | None = None,
+    load: bool = False,
 ) -> Outcome:
-    """Render one combination into ``workdir/<key>`` and run its gates, stopping at the first
-    failure. Every command and its output go to the log, which the caller keeps on failure."""
+    """Render one combination into ``workdir/<key>`` and run its gates (with ``load``, the
+    load too), stopping at the first failure. Every command and its output go to the log,
+    which the caller keeps on failure."""
     project = workdir / combination.key
     logs = log_dir or workdir
     logs.mkdir(parents=True, exist_ok=True)
@@ -366,7 +371,7 @@ def verify(
             return outcome
         finally:
             outcome.timings["render"] = time.perf_counter() - started
-        _run_gates(outcome, gates(combination), gate_environment(cache_dir), log)
+        _run_gates(outcome, gates(combination, load=load), gate_environment(cache_dir), log)
     return outcome
 
 
@@ -446,6 +451,7 @@ def run_all(
     log_dir: Path | None = None,
     on_start: Callable[[Combination], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    load: bool = False,
 ) -> list[Outcome]:
     """Verify many combinations, ``jobs`` at a time, each in its own process."""
     outcomes: list[Outcome] = []
@@ -453,7 +459,9 @@ def run_all(
         futures = {}
         for combination in combinations:
             futures[
-                pool.submit(verify, combination, workdir, cache_dir=cache_dir, log_dir=log_dir)
+                pool.submit(
+                    verify, combination, workdir, cache_dir=cache_dir, log_dir=log_dir, load=load
+                )
             ] = combination
             if on_start is not None:
                 on_start(combination)

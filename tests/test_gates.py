@@ -169,7 +169,7 @@ def test_after_a_failure_only_cleanup_gates_run(
     def python(code: str) -> tuple[str, ...]:
         return (sys.executable, "-c", code)
 
-    def fake_gates(combination: Combination) -> list[Gate]:
+    def fake_gates(combination: Combination, *, load: bool = False) -> list[Gate]:
         del combination
         return [
             Gate("setup", python("open('setup', 'w').close()")),
@@ -192,3 +192,20 @@ def test_after_a_failure_only_cleanup_gates_run(
     marks = {p.name for p in outcome.project.iterdir()} & {"setup", "skipped", "teardown"}
     assert marks == {"setup", "teardown"}
     assert list(outcome.timings) == ["render", "setup", "fails", "teardown"]
+
+
+def test_the_load_runs_last_when_asked_for(options: Options) -> None:
+    combination = options.combination({"use_orm": True, "database": "postgresql"})
+
+    plain = [gate.name for gate in gates(combination)]
+    loaded = [gate.name for gate in gates(combination, load=True)]
+
+    assert "load" not in plain
+    assert loaded[: len(plain)] == plain
+    assert loaded[len(plain) :] == ["load-db-create", "load", "load-db-drop"]
+    assert [gate.name for gate in project.load_gates(combination)] == [
+        "install",
+        "load-db-create",
+        "load",
+        "load-db-drop",
+    ]
