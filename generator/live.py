@@ -160,12 +160,12 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
     python = str(project / ".venv" / "bin" / "python")
     with tempfile.TemporaryDirectory(prefix="kiln-live-") as scratch:
         root = Path(scratch)
-        key = secrets.token_urlsafe(32)
+        secret_key = secrets.token_urlsafe(32)
         port = free_port()
         env = {
-            key_: value
-            for key_, value in os.environ.items()
-            if key_ not in {"VIRTUAL_ENV", "PYTHONPATH"}
+            name: value
+            for name, value in os.environ.items()
+            if name not in {"VIRTUAL_ENV", "PYTHONPATH"}
         }
         env.update(
             ENVIRONMENT="production",
@@ -175,7 +175,7 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
             LOG_LEVEL="WARNING",
             LOG_FORMAT="console",
             DOCS_ENABLED="true",
-            SECRET_KEY=key,
+            SECRET_KEY=secret_key,
             UPLOAD_DIR=str(root / "uploads"),
         )
         if features.get("use_orm"):
@@ -214,7 +214,7 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
                         token = (
                             _log_in(base_url, email, password)
                             if features.get("use_orm")
-                            else sign_token(key, "kiln-live", WRITE_SCOPES)
+                            else sign_token(secret_key, "kiln-live", WRITE_SCOPES)
                         )
                     headers = {"Authorization": f"Bearer {token}"} if token else {}
                     service = Service(base_url, features, token, headers)
