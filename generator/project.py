@@ -6,10 +6,12 @@ combination is rendered, installed and checked the same way everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,8 +31,9 @@ from uv import find_uv_bin
 
 from generator.options import Combination, template_root
 
-#: How long one gate may run before it counts as failed.
+#: How long one gate may run before it counts as failed, and then how long it has to stop.
 GATE_TIMEOUT_SECONDS = 900
+GATE_STOP_SECONDS = 30
 
 #: The PostgreSQL server of the postgresql combinations; the generated tests read the same
 #: variable, with the same default.
@@ -154,7 +157,7 @@ def gates(combination: Combination, *, load: bool = False) -> list[Gate]:
     with ``load``, its server under load last (`load_gates`)."""
     venv_bin = Path(".venv") / "bin"
     checks = [
-        Gate("install", (find_uv_bin(), "sync", "--python", sys.executable)),
+        install_gate(),
         Gate("ruff", (str(venv_bin / "ruff"), "check", ".")),
         Gate("format", (str(venv_bin / "ruff"), "format", "--check", ".")),
         *security_gates(),
@@ -171,6 +174,11 @@ def gates(combination: Combination, *, load: bool = False) -> list[Gate]:
     if load:
         checks.extend(live_gates("load", database if orm else None))
     return checks
+
+
+def install_gate() -> Gate:
+    """The project's own environment (`.venv`), from its declared dependencies, with uv."""
+    return Gate("install", (find_uv_bin(), "sync", "--python", sys.executable))
 
 
 def missing_tools(combinations: Sequence[Combination]) -> list[str]:
@@ -229,7 +237,7 @@ def load_gates(combination: Combination) -> list[Gate]:
     clients for 20 s, and with websockets 500 members in one room."""
     database = str(combination.data.get("database", "sqlite"))
     orm = bool(combination.data.get("use_orm"))
-    return [gates(combination)[0], *live_gates("load", database if orm else None)]
+    return [install_gate(), *live_gates("load", database if orm else None)]
 
 
 def live_gates(mode: str, database: str | None, *options: str) -> list[Gate]:
@@ -413,24 +421,34 @@ def _run_gates(
 
 
 def _run(gate: Gate, cwd: Path, env: Mapping[str, str], log: TextIO) -> bool:
+    """Run one gate in a process group of its own; one that runs out of time is asked to stop
+    (SIGTERM, so that a server it started is stopped too), then killed with its group."""
     try:
-        result = subprocess.run(  # noqa: S603 - argv built from our own gate list
+        process = subprocess.Popen(  # noqa: S603 - argv built from our own gate list
             gate.argv,
             cwd=cwd,
             env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            timeout=GATE_TIMEOUT_SECONDS,
-            check=False,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        log.write(f"\n{gate.name} did not finish within {GATE_TIMEOUT_SECONDS} s\n")
-        return False
     except OSError as exc:
         log.write(f"\n{gate.name} could not start: {exc}\n")
         return False
-    return result.returncode == 0
+    try:
+        return process.wait(timeout=GATE_TIMEOUT_SECONDS) == 0
+    except subprocess.TimeoutExpired:
+        log.write(f"\n{gate.name} did not finish within {GATE_TIMEOUT_SECONDS} s\n")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=GATE_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return False
 
 
 def tail(path: Path, lines: int = 40) -> str:

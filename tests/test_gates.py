@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -209,3 +210,26 @@ def test_the_load_runs_last_when_asked_for(options: Options) -> None:
         "load",
         "load-db-drop",
     ]
+
+
+def test_a_gate_out_of_time_is_asked_to_stop_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project, "GATE_TIMEOUT_SECONDS", 1)
+    stopped = tmp_path / "stopped"
+    code = (
+        "import pathlib, signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    pathlib.Path({str(stopped)!r}).write_text('cleaned up')\n"
+        "    sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "time.sleep(60)\n"
+    )
+    gate = Gate("slow", (sys.executable, "-c", code))
+
+    with (tmp_path / "log").open("w", encoding="utf-8") as log:
+        ok = project._run(gate, tmp_path, dict(os.environ), log)
+
+    assert not ok
+    assert stopped.read_text(encoding="utf-8") == "cleaned up"
+    assert "slow did not finish within 1 s" in (tmp_path / "log").read_text(encoding="utf-8")
