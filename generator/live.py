@@ -41,16 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from generator.rehearsal import RehearsalError, free_port, server_process, wait_for
+from generator.project import read_answers
+from generator.rehearsal import RehearsalError, free_port, run_step, server_process, wait_for
 
 #: Scopes a token needs for every write of a project with auth and without the ORM.
 WRITE_SCOPES = ("items:write", "uploads:write")
-#: How long a migration or the superuser command may take.
-COMMAND_SECONDS = 300.0
 #: How long the server may take to become ready.
 START_SECONDS = 60.0
 #: How long the fuzzing may take (well inside the gate's own limit).
@@ -84,30 +82,6 @@ class Service:
     @property
     def ws_url(self) -> str:
         return "ws" + self.base_url.removeprefix("http")
-
-
-def _features(project: Path) -> dict[str, Any]:
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
-    return dict(answers or {})
-
-
-def _command(step: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
-    _say(f"$ {shlex.join(argv)}    # {step}")
-    try:
-        result = subprocess.run(  # noqa: S603 - the project's own tools
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise LiveError(f"{step}: did not finish within {COMMAND_SECONDS:.0f} s") from None
-    if result.returncode != 0:
-        raise LiveError(f"{step}: exited with {result.returncode}\n{result.stdout}{result.stderr}")
 
 
 def _request(
@@ -160,7 +134,7 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
     ``database_url`` is a fresh database (required with PostgreSQL); without it an ORM project
     gets a new SQLite file. The server's output is printed when it stops.
     """
-    features = _features(project)
+    features = read_answers(project)
     package = str(features["package_name"])
     python = str(project / ".venv" / "bin" / "python")
     with tempfile.TemporaryDirectory(prefix="kiln-live-") as scratch:
@@ -183,7 +157,7 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
         )
         if features.get("use_orm"):
             env["DATABASE_URL"] = database_url or f"sqlite+aiosqlite:///{root / 'live.db'}"
-            _command(
+            run_step(
                 "migrate",
                 (str(project / ".venv" / "bin" / "alembic"), "upgrade", "head"),
                 project,
@@ -196,7 +170,7 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
                 "FIRST_SUPERUSER_EMAIL": email,
                 "FIRST_SUPERUSER_PASSWORD": password,
             }
-            _command(
+            run_step(
                 "create-superuser", (python, "-m", package, "create-superuser"), project, superuser
             )
 
@@ -208,12 +182,7 @@ def running_service(project: Path, *, database_url: str | None = None) -> Iterat
         with (root / "server.log").open("w+", encoding="utf-8") as output:
             try:
                 with server_process(argv, project, env, output) as process:
-                    try:
-                        wait_for(
-                            f"{base_url}/health/ready", process, time.monotonic() + START_SECONDS
-                        )
-                    except RehearsalError as exc:
-                        raise LiveError(str(exc)) from None
+                    wait_for(f"{base_url}/health/ready", process, time.monotonic() + START_SECONDS)
                     token = None
                     if features.get("use_auth"):
                         token = (
@@ -580,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             else:
                 run_load(service, args)
-    except (LiveError, OSError) as exc:
+    except (LiveError, RehearsalError, OSError) as exc:
         print(f"\n{args.mode} failed: {exc}", file=sys.stderr, flush=True)
         return 1
     _say(f"\n{args.mode} passed")

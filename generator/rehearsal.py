@@ -323,7 +323,8 @@ def _resolve(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
     return [found, *argv[1:]]
 
 
-def _run(step: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+def run_step(step: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+    """Run one command of a step, its output going to ours; RehearsalError if it fails."""
     _say(f"\n$ {shlex.join(argv)}    # {step}, in {cwd.name}/")
     try:
         result = subprocess.run(  # noqa: S603 - commands read from the project's own files
@@ -431,7 +432,7 @@ def rehearse(project: Path, *, database_url: str | None = None) -> None:
         base = dict(os.environ)
         base.pop("VIRTUAL_ENV", None)
 
-        _run("lock", (uv, "lock"), project, base)
+        run_step("lock", (uv, "lock"), project, base)
 
         for stage in build_stages:
             stage_env = {**base, **environment(stage, base)}
@@ -443,7 +444,7 @@ def rehearse(project: Path, *, database_url: str | None = None) -> None:
                         copy_from_context(copy, project, build_dir)
                 elif instruction.keyword == "RUN":
                     for sync in uv_sync_commands(instruction):
-                        _run(
+                        run_step(
                             f"install ({instruction.where()})",
                             (uv, *sync[1:]),
                             build_dir,
@@ -486,7 +487,7 @@ def rehearse(project: Path, *, database_url: str | None = None) -> None:
             if "migrate" not in services:
                 raise RehearsalError("compose.yaml has no migrate service to run the migrations")
             migrate = _resolve(service_command(services, "migrate"), env)
-            _run("migrate (compose service migrate)", migrate, app_dir, env)
+            run_step("migrate (compose service migrate)", migrate, app_dir, env)
 
         argv = _resolve(command(final_stage), env)
         probe = healthcheck(final_stage)
