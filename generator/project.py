@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -57,7 +58,15 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 #: Environment variables of the calling process that must not reach a project's gates.
-_LEAKY_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX")
+#: (Without bytecode every process of every gate would compile each module it imports.)
+_LEAKY_ENV = (
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONDONTWRITEBYTECODE",
+    "UV_PROJECT_ENVIRONMENT",
+    "CONDA_PREFIX",
+)
 _LEAKY_ENV_PREFIXES = ("PYTEST_", "COV_CORE_", "COVERAGE_")
 
 
@@ -326,7 +335,7 @@ def gate_environment(cache_dir: Path | None) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in _LEAKY_ENV and not key.startswith(_LEAKY_ENV_PREFIXES)
     }
-    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", PYTHONDONTWRITEBYTECODE="1")
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1")
     if cache_dir is not None:
         env["UV_CACHE_DIR"] = str(cache_dir)
     return env
@@ -406,18 +415,26 @@ def check(
 def _run_gates(
     outcome: Outcome, checks: Sequence[Gate], env: Mapping[str, str], log: TextIO
 ) -> None:
-    for gate in checks:
-        if not outcome.ok and not gate.cleanup:
-            continue
-        log.write(f"\n$ {gate}\n")
-        log.flush()
-        started = time.perf_counter()
-        ok = _run(gate, outcome.project, {**env, **gate.env}, log)
-        outcome.timings[gate.name] = time.perf_counter() - started
-        log.write(f"# {gate.name}: {outcome.timings[gate.name]:.1f} s\n")
-        if not ok and outcome.ok:
-            outcome.failed_gate = gate.name
+    # The gates' bytecode goes to a directory of their own, outside the project's tree, and
+    # is compiled once for all of them rather than in every process.
+    with tempfile.TemporaryDirectory(prefix="kiln-bytecode-") as bytecode:
+        env = {**env, "PYTHONPYCACHEPREFIX": bytecode}
+        for gate in checks:
+            if not outcome.ok and not gate.cleanup:
+                continue
+            _run_gate(outcome, gate, env, log)
     log.write(f"\n# {'ok' if outcome.ok else 'FAILED at ' + str(outcome.failed_gate)}\n")
+
+
+def _run_gate(outcome: Outcome, gate: Gate, env: Mapping[str, str], log: TextIO) -> None:
+    log.write(f"\n$ {gate}\n")
+    log.flush()
+    started = time.perf_counter()
+    ok = _run(gate, outcome.project, {**env, **gate.env}, log)
+    outcome.timings[gate.name] = time.perf_counter() - started
+    log.write(f"# {gate.name}: {outcome.timings[gate.name]:.1f} s\n")
+    if not ok and outcome.ok:
+        outcome.failed_gate = gate.name
 
 
 def _run(gate: Gate, cwd: Path, env: Mapping[str, str], log: TextIO) -> bool:

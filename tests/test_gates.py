@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -233,3 +234,27 @@ def test_a_gate_out_of_time_is_asked_to_stop_first(
     assert not ok
     assert stopped.read_text(encoding="utf-8") == "cleaned up"
     assert "slow did not finish within 1 s" in (tmp_path / "log").read_text(encoding="utf-8")
+
+
+def test_gates_compile_bytecode_once_outside_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    seen = tmp_path / "seen.json"
+    code = (
+        "import json, sys\n"
+        f"json.dump([sys.pycache_prefix, sys.dont_write_bytecode], open({str(seen)!r}, 'w'))\n"
+    )
+    outcome = project.Outcome("bytecode", tmp_path / "project", tmp_path / "log")
+    outcome.project.mkdir()
+
+    with outcome.log.open("w", encoding="utf-8") as log:
+        gate = Gate("python", (sys.executable, "-c", code))
+        project._run_gates(outcome, [gate], project.gate_environment(None), log)
+
+    prefix, dont_write = json.loads(seen.read_text(encoding="utf-8"))
+    assert outcome.ok
+    assert dont_write is False
+    assert prefix is not None
+    assert not Path(prefix).is_relative_to(outcome.project)
+    assert not Path(prefix).exists()
