@@ -128,7 +128,7 @@ def test_every_asked_question_has_help(options: Options) -> None:
 
 
 def test_reserved_names_cover_keywords_and_stdlib(options: Options) -> None:
-    reserved = set(options["reserved_module_names"].default)
+    reserved = set(yaml.safe_load(options["reserved_module_names"].default))
     lowered = {name.lower() for name in (*keyword.kwlist, *keyword.softkwlist) if name != "_"}
     assert lowered <= reserved
     stdlib = {name.lower() for name in sys.stdlib_module_names if not name.startswith("_")}
