@@ -484,7 +484,8 @@ def update_command(
     """Take the template's newer version, or changed answers, into a generated project.
 
     The project must be a clean git work tree. Your edits are kept; where they overlap the
-    template's changes, both sides are written inline between conflict markers.
+    template's changes, both sides are written inline between conflict markers, and the exit
+    code is 1 until you resolve them.
     """
     options = load_options()
     changes = options.parse_assignments(data or [])
@@ -497,8 +498,10 @@ def update_command(
     for line in summarize(report):
         out.print(line, markup=False)
     if report.conflicts and not report.pretend:
+        # Like `git merge`: applied, but not finished until a person resolves the conflicts.
         out.print("Resolve the conflict markers, then review with `git diff` and commit.")
-    elif not report.pretend and report.changed:
+        raise typer.Exit(1)
+    if not report.pretend and report.changed:
         out.print("Review with `git diff`, run the tests, and commit.")
 
 

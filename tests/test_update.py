@@ -382,13 +382,20 @@ def test_pretend_reports_the_update_and_changes_nothing(project_at_old: Path) ->
     assert git(project_at_old, "rev-parse", "HEAD") == head
 
 
+def test_an_update_without_conflicts_succeeds(project_at_old: Path) -> None:
+    result = CliRunner().invoke(app, ["update", str(project_at_old)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "Review with `git diff`, run the tests, and commit."
+
+
 def test_update_prints_changed_files_and_conflicts(project_at_old: Path) -> None:
     _replace(project_at_old / "README.md", README_OLD_LINE, USER_README_LINE)
     commit_all(project_at_old, "Our README")
 
     result = CliRunner().invoke(app, ["update", str(project_at_old)])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == f"{OLD} -> {NEW}: changed 4"
     assert "conflicts to resolve (1), marked inline:" in lines
