@@ -297,6 +297,17 @@ async def test_patch_rejects_invalid_changes(client: AsyncClient, payload: dict[
     assert_problem(response.json(), 422, f"{ITEMS}/{item['id']}")
 
 
+async def test_patch_schema_offers_null_only_where_it_is_accepted(client: AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["ItemUpdate"]
+    fields = schema["properties"]
+
+    assert "required" not in schema
+    assert fields["name"]["type"] == "string"
+    assert fields["price_cents"]["type"] == "integer"
+    assert {"type": "null"} in fields["description"]["anyOf"]
+    assert not any("default" in field for field in (fields["name"], fields["price_cents"]))
+
+
 async def test_patch_rejects_taken_name(client: AsyncClient) -> None:
     await create(client, "Lamp")
     chair = await create(client, "Chair")
