@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from generator.options import Combination, load_options
-from generator.project import tail, verify
+from generator.project import Gate, check, install_gate, render, tail, verify
 
 from .conftest import REPO
 
@@ -66,3 +66,43 @@ def test_combination_passes_its_gates(combination: Combination, tmp_path: Path) 
         f"{tail(outcome.log, 60)}",
         pytrace=False,
     )
+
+
+#: Every feature's tests at once, on each engine.
+EVERY_FEATURE = [
+    c
+    for c in COMBINATIONS
+    if all(c.data[t] for t in ("use_auth", "use_orm", "use_websockets"))
+    and c.data["use_background_tasks"]
+    and c.data["use_docker"]
+]
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("combination", EVERY_FEATURE, ids=[c.key for c in EVERY_FEATURE])
+def test_the_generated_tests_run_in_parallel(combination: Combination, tmp_path: Path) -> None:
+    """Two pytest-xdist workers, each with its own database, share the tests out between
+    them in whatever order they are handed; the tests must not notice one another."""
+    require_services(combination)
+    project = tmp_path / combination.key
+    render(project, {"project_name": "Kiln Parallel", **combination.data}, isolated=True)
+    parallel = Gate(
+        "pytest-parallel",
+        (str(Path(".venv") / "bin" / "pytest"), "-p", "no:cacheprovider", "-n", "2"),
+    )
+
+    outcome = check(
+        project,
+        combination,
+        LOGS / f"parallel-{combination.key}.log",
+        checks=[install_gate(), parallel],
+    )
+
+    if not outcome.ok:
+        pytest.fail(
+            f"{combination.key}: the parallel run failed; full log: {outcome.log}\n"
+            f"{tail(outcome.log, 60)}",
+            pytrace=False,
+        )
+    assert "created: 2/2 workers" in outcome.log.read_text(encoding="utf-8")
+    outcome.log.unlink()
