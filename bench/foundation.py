@@ -38,8 +38,13 @@ def render_seconds(runs: int) -> list[float]:
     return timings
 
 
+#: The generated tests once more, over every core (`uv run pytest -n auto`): not in the total.
+PARALLEL = "pytest -n auto"
+
+
 def time_to_green() -> dict[str, float]:
-    """`kiln new --defaults`, then the user's `uv sync` and `uv run pytest`, timed.
+    """`kiln new --defaults`, then the user's `uv sync` and `uv run pytest`, timed; then the
+    same tests with `-n auto`, for comparison.
 
     Run once untimed first so the uv cache is warm, as the budget assumes.
     """
@@ -54,6 +59,8 @@ def time_to_green() -> dict[str, float]:
             for gate in gates(combination):
                 if gate.name in {"install", "pytest"}:
                     commands.append((gate.name, list(gate.argv), dest))
+                if gate.name == "pytest":
+                    commands.append((PARALLEL, [*gate.argv, "-n", "auto"], dest))
             for name, argv, cwd in commands:
                 started = time.perf_counter()
                 done = subprocess.run(  # noqa: S603 - our own commands
@@ -63,7 +70,7 @@ def time_to_green() -> dict[str, float]:
                     sys.exit(f"{name} failed:\n{done.stdout}{done.stderr}")
                 if attempt == "timed":
                     steps[name] = time.perf_counter() - started
-    steps["total"] = sum(steps.values())
+    steps["total"] = sum(seconds for name, seconds in steps.items() if name != PARALLEL)
     return steps
 
 
@@ -89,8 +96,10 @@ def main() -> None:
         f"min {min(renders):.2f} s over {len(renders)} runs (budget 0.5 s)"
     )
     steps = time_to_green()
+    parallel = steps.pop(PARALLEL)
     detail = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())
     print(f"new user, warm uv cache: {detail} (budget 20 s total)")
+    print(f"the same tests with `{PARALLEL}`: {parallel:.1f} s")
     if args.matrix:
         minutes = matrix_minutes(args.jobs)
         print(f"full matrix, {args.jobs} jobs: {minutes:.1f} min wall (budget 10 min)")
