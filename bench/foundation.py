@@ -1,6 +1,7 @@
 """Measure Kiln's budgets and print the figures.
 
-    python bench/foundation.py              render time and new-user time-to-green
+    python bench/foundation.py              render time and new-user time-to-green (and the
+                                            same tests again with -n auto, on their own)
     python bench/foundation.py --matrix     ... and the full matrix wall time (minutes)
 
 Figures, not tests: nothing here fails on a slow run. Budgets (2-core machine): one
@@ -38,7 +39,8 @@ def render_seconds(runs: int) -> list[float]:
     return timings
 
 
-#: The generated tests once more, over every core (`uv run pytest -n auto`): not in the total.
+#: The generated tests once more, over every core (the pytest gate with `-n auto`), right
+#: after the sequential run: reported on its own, not in the total.
 PARALLEL = "pytest -n auto"
 
 
