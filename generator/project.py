@@ -148,13 +148,15 @@ class Gate:
 
     ``env`` is added to the gates' environment for this command. A ``cleanup`` gate runs even
     after an earlier gate failed (it undoes what a gate before it set up); its own failure
-    counts like any other.
+    counts like any other. ``cache`` names the tool's cache directory in the project, which
+    may start as a copy of another project's (`WarmCaches`).
     """
 
     name: str
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     cleanup: bool = False
+    cache: str | None = None
 
     def __str__(self) -> str:
         assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
@@ -170,7 +172,7 @@ def gates(combination: Combination, *, load: bool = False) -> list[Gate]:
         Gate("ruff", (str(venv_bin / "ruff"), "check", ".")),
         Gate("format", (str(venv_bin / "ruff"), "format", "--check", ".")),
         *security_gates(),
-        Gate("mypy", (str(venv_bin / "mypy"),)),
+        Gate("mypy", (str(venv_bin / "mypy"),), cache=".mypy_cache"),
         Gate("pytest", (str(venv_bin / "pytest"), "-p", "no:cacheprovider")),
     ]
     database = str(combination.data.get("database", "sqlite"))
@@ -328,6 +330,61 @@ def _alembic_round_trip(alembic: str, env: Mapping[str, str]) -> list[Gate]:
     ]
 
 
+@dataclass(frozen=True)
+class WarmCaches:
+    """Tool caches that one run's projects hand on to each other, kept under ``directory``.
+
+    After a gate with a ``cache`` passes, its cache is offered here, and kept if it is larger
+    than the one kept so far. The same gate of a later project starts from a copy of the
+    kept one. Every process of a run may share the directory: what is kept is never written
+    again, and the record of which copy is current is replaced in one step.
+
+    mypy is the tool that has one. It reuses an entry only when the source file it finds has
+    the hash the entry recorded, and the interfaces the module depends on are unchanged, so a
+    copy from another project cannot hide an error. The third-party packages that every
+    combination installs are what it saves: without a cache mypy analyses them all again.
+    """
+
+    directory: Path
+
+    def plant(self, gate: Gate, project: Path) -> None:
+        """Give ``project`` a copy of the largest cache of ``gate`` kept so far, unless it has
+        one of its own."""
+        kept = self._current(gate)
+        if gate.cache is None or kept is None or (project / gate.cache).exists():
+            return
+        shutil.copytree(self.directory / kept[1], project / gate.cache, symlinks=True)
+
+    def offer(self, gate: Gate, project: Path) -> None:
+        """Keep the cache ``gate`` left in ``project`` if it is larger than the one kept."""
+        if gate.cache is None or not (project / gate.cache).is_dir():
+            return
+        size = _tree_bytes(project / gate.cache)
+        kept = self._current(gate)
+        if kept is not None and kept[0] >= size:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        copy = f"{gate.name}-{uuid.uuid4().hex}"
+        shutil.copytree(project / gate.cache, self.directory / copy, symlinks=True)
+        record = self.directory / f".{copy}.current"
+        record.write_text(f"{size} {copy}\n", encoding="utf-8")
+        record.replace(self._record(gate))
+
+    def _record(self, gate: Gate) -> Path:
+        return self.directory / f"{gate.name}.current"
+
+    def _current(self, gate: Gate) -> tuple[int, str] | None:
+        try:
+            size, copy = self._record(gate).read_text(encoding="utf-8").split()
+        except (OSError, ValueError):
+            return None
+        return int(size), copy
+
+
+def _tree_bytes(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
 def gate_environment(cache_dir: Path | None) -> dict[str, str]:
     """The environment for a project's gates: ours, minus what would leak into theirs."""
     env = {
@@ -367,10 +424,11 @@ def verify(
     cache_dir: Path | None = None,
     log_dir: Path | None = None,
     load: bool = False,
+    warm: WarmCaches | None = None,
 ) -> Outcome:
     """Render one combination into ``workdir/<key>`` and run its gates (with ``load``, the
     load too), stopping at the first failure. Every command and its output go to the log,
-    which the caller keeps on failure."""
+    which the caller keeps on failure. ``warm`` shares tool caches with other projects."""
     project = workdir / combination.key
     logs = log_dir or workdir
     logs.mkdir(parents=True, exist_ok=True)
@@ -388,7 +446,8 @@ def verify(
             return outcome
         finally:
             outcome.timings["render"] = time.perf_counter() - started
-        _run_gates(outcome, gates(combination, load=load), gate_environment(cache_dir), log)
+        env = gate_environment(cache_dir)
+        _run_gates(outcome, gates(combination, load=load), env, log, warm)
     return outcome
 
 
@@ -413,7 +472,11 @@ def check(
 
 
 def _run_gates(
-    outcome: Outcome, checks: Sequence[Gate], env: Mapping[str, str], log: TextIO
+    outcome: Outcome,
+    checks: Sequence[Gate],
+    env: Mapping[str, str],
+    log: TextIO,
+    warm: WarmCaches | None = None,
 ) -> None:
     # The gates' bytecode goes to a directory of their own, outside the project's tree, and
     # is compiled once for all of them rather than in every process.
@@ -422,7 +485,11 @@ def _run_gates(
         for gate in checks:
             if not outcome.ok and not gate.cleanup:
                 continue
+            if warm is not None:
+                warm.plant(gate, outcome.project)
             _run_gate(outcome, gate, env, log)
+            if warm is not None and outcome.ok:
+                warm.offer(gate, outcome.project)
     log.write(f"\n# {'ok' if outcome.ok else 'FAILED at ' + str(outcome.failed_gate)}\n")
 
 
@@ -488,14 +555,25 @@ def run_all(
     on_done: Callable[[Outcome], None] | None = None,
     load: bool = False,
 ) -> list[Outcome]:
-    """Verify many combinations, ``jobs`` at a time, each in its own process."""
+    """Verify many combinations, ``jobs`` at a time, each in its own process, sharing their
+    tool caches (`WarmCaches`)."""
     outcomes: list[Outcome] = []
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="kiln-warm-") as shared,
+        ProcessPoolExecutor(max_workers=max(1, jobs)) as pool,
+    ):
+        warm = WarmCaches(Path(shared))
         futures = {}
         for combination in combinations:
             futures[
                 pool.submit(
-                    verify, combination, workdir, cache_dir=cache_dir, log_dir=log_dir, load=load
+                    verify,
+                    combination,
+                    workdir,
+                    cache_dir=cache_dir,
+                    log_dir=log_dir,
+                    load=load,
+                    warm=warm,
                 )
             ] = combination
             if on_start is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,88 @@ def test_gates_compile_bytecode_once_outside_the_project(
     assert prefix is not None
     assert not Path(prefix).is_relative_to(outcome.project)
     assert not Path(prefix).exists()
+
+
+def test_mypy_may_start_from_another_projects_cache(options: Options) -> None:
+    combination = options.combination({})
+
+    caches = {gate.name: gate.cache for gate in gates(combination) if gate.cache is not None}
+
+    assert caches == {"mypy": ".mypy_cache"}
+
+
+def _cache_writer(name: str, size: int, *, fails: bool = False) -> Gate:
+    """A gate that notes which cache it found, then leaves one of ``size`` bytes."""
+    code = (
+        "import pathlib, sys\n"
+        "cache = pathlib.Path('.tool-cache')\n"
+        "found = (cache / 'owner').read_text() if cache.exists() else 'none'\n"
+        "pathlib.Path('found').write_text(found)\n"
+        "cache.mkdir(exist_ok=True)\n"
+        f"(cache / 'owner').write_text({name!r})\n"
+        f"(cache / 'data').write_bytes(bytes({size}))\n"
+        f"sys.exit({int(fails)})\n"
+    )
+    return Gate("tool", (sys.executable, "-c", code), cache=".tool-cache")
+
+
+def _run_in_new_project(tmp_path: Path, gate: Gate, warm: project.WarmCaches) -> str:
+    """Run ``gate`` in a new project of its own; the cache it found there."""
+    outcome = project.Outcome(gate.argv[-1], tmp_path / uuid.uuid4().hex, tmp_path / "log")
+    outcome.project.mkdir()
+    with outcome.log.open("w", encoding="utf-8") as log:
+        project._run_gates(outcome, [gate], project.gate_environment(None), log, warm)
+    return (outcome.project / "found").read_text(encoding="utf-8")
+
+
+def test_projects_start_from_the_largest_cache_a_passing_gate_left(tmp_path: Path) -> None:
+    warm = project.WarmCaches(tmp_path / "warm")
+
+    assert _run_in_new_project(tmp_path, _cache_writer("first", 10), warm) == "none"
+    assert _run_in_new_project(tmp_path, _cache_writer("second", 1000), warm) == "first"
+    assert _run_in_new_project(tmp_path, _cache_writer("small", 5), warm) == "second"
+    assert _run_in_new_project(tmp_path, _cache_writer("failed", 9999, fails=True), warm) == (
+        "second"
+    )
+    assert _run_in_new_project(tmp_path, _cache_writer("last", 1), warm) == "second"
+
+
+def test_a_project_keeps_a_cache_of_its_own(tmp_path: Path) -> None:
+    warm = project.WarmCaches(tmp_path / "warm")
+    _run_in_new_project(tmp_path, _cache_writer("first", 10), warm)
+    outcome = project.Outcome("own", tmp_path / "own", tmp_path / "log")
+    (outcome.project / ".tool-cache").mkdir(parents=True)
+    (outcome.project / ".tool-cache" / "owner").write_text("own", encoding="utf-8")
+
+    with outcome.log.open("w", encoding="utf-8") as log:
+        gate = _cache_writer("own-run", 10)
+        project._run_gates(outcome, [gate], project.gate_environment(None), log, warm)
+
+    assert (outcome.project / "found").read_text(encoding="utf-8") == "own"
+
+
+def test_a_warm_mypy_cache_hides_no_error(tmp_path: Path) -> None:
+    """Two projects with a module of the same name: the second, whose module has an error,
+    starts from the first one's cache and mypy still finds the error."""
+    mypy = Path(sys.executable).with_name("mypy")
+    warm = project.WarmCaches(tmp_path / "warm")
+    gate = Gate("mypy", (str(mypy), "--strict", "service"), cache=".mypy_cache")
+    outcomes = []
+    for name, body in (("clean", "return 1"), ("broken", 'return "one"')):
+        outcome = project.Outcome(name, tmp_path / name, tmp_path / f"{name}.log")
+        (outcome.project / "service").mkdir(parents=True)
+        (outcome.project / "service" / "__init__.py").write_text("", encoding="utf-8")
+        source = f"import json\n\n\ndef answer() -> int:\n    {body}\n"
+        (outcome.project / "service" / "core.py").write_text(source, encoding="utf-8")
+        with outcome.log.open("w", encoding="utf-8") as log:
+            project._run_gates(outcome, [gate], project.gate_environment(None), log, warm)
+        outcomes.append(outcome)
+        if name == "clean":
+            assert outcome.ok
+            assert (tmp_path / "warm" / "mypy.current").is_file()  # its cache is kept
+    broken = outcomes[1]
+
+    assert broken.failed_gate == "mypy"
+    assert 'Incompatible return value type (got "str", expected "int")' in broken.log.read_text(
+        encoding="utf-8"
+    )

@@ -2,7 +2,9 @@
 
 One combination is one test case: it renders the project, installs it from its own
 declared dependencies into its own environment (uv, shared cache), then runs ruff,
-ruff format --check, mypy --strict and pytest with the coverage gate, with the ORM the
+ruff format --check, mypy --strict (from a copy of the largest mypy cache an earlier
+combination of the run left; mypy checks again whatever differs) and pytest with the
+coverage gate, with the ORM the
 migrations round trip and alembic check, and with Docker hadolint, the Compose schema and
 the image rehearsal — the same gates as `kiln verify`. The log of a failing combination is
 kept under .kiln/matrix-logs/.
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from generator.options import Combination, load_options
-from generator.project import Gate, check, install_gate, render, tail, verify
+from generator.project import Gate, WarmCaches, check, install_gate, render, tail, verify
 
 from .conftest import REPO
 
@@ -53,11 +55,23 @@ def require_services(combination: Combination) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def warm_caches(tmp_path_factory: pytest.TempPathFactory) -> WarmCaches:
+    """The tool caches the run's combinations share, in one directory for every xdist worker
+    (each worker's base directory is in the run's own)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return WarmCaches(root / "warm-caches")
+
+
 @pytest.mark.matrix
 @pytest.mark.parametrize("combination", COMBINATIONS, ids=[c.key for c in COMBINATIONS])
-def test_combination_passes_its_gates(combination: Combination, tmp_path: Path) -> None:
+def test_combination_passes_its_gates(
+    combination: Combination, tmp_path: Path, warm_caches: WarmCaches
+) -> None:
     require_services(combination)
-    outcome = verify(combination, tmp_path, log_dir=LOGS)
+    outcome = verify(combination, tmp_path, log_dir=LOGS, warm=warm_caches)
     if outcome.ok:
         outcome.log.unlink(missing_ok=True)
         return
