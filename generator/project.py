@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import os
 import shlex
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,10 +340,12 @@ class WarmCaches:
     kept one. Every process of a run may share the directory: what is kept is never written
     again, and the record of which copy is current is replaced in one step.
 
-    mypy is the tool that has one. It reuses an entry only when the source file it finds has
-    the hash the entry recorded, and the interfaces the module depends on are unchanged, so a
-    copy from another project cannot hide an error. The third-party packages that every
-    combination installs are what it saves: without a cache mypy analyses them all again.
+    mypy is the tool that has one; the third-party packages every combination installs are
+    what it saves analysing again. mypy trusts a cached module without reading it when the
+    file has the recorded path, size and modification second, and the project's own modules
+    have the same relative paths in every combination. So a project that starts from a copy
+    has every file of its own (outside ``.venv``) stamped later than the copy was kept: mypy
+    then compares the content hash of each, and checks again every module that differs.
     """
 
     directory: Path
@@ -353,7 +356,11 @@ class WarmCaches:
         kept = self._current(gate)
         if gate.cache is None or kept is None or (project / gate.cache).exists():
             return
-        shutil.copytree(self.directory / kept[1], project / gate.cache, symlinks=True)
+        copy, kept_at = kept
+        shutil.copytree(self.directory / copy, project / gate.cache, symlinks=True)
+        stamp = max(time.time(), math.floor(kept_at) + 1)
+        for path in _own_files(project, skip={gate.cache}):
+            os.utime(path, (stamp, stamp), follow_symlinks=False)
 
     def offer(self, gate: Gate, project: Path) -> None:
         """Keep the cache ``gate`` left in ``project`` if it is larger than the one kept."""
@@ -361,28 +368,39 @@ class WarmCaches:
             return
         size = _tree_bytes(project / gate.cache)
         kept = self._current(gate)
-        if kept is not None and kept[0] >= size:
+        if kept is not None and _tree_bytes(self.directory / kept[0]) >= size:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         copy = f"{gate.name}-{uuid.uuid4().hex}"
         shutil.copytree(project / gate.cache, self.directory / copy, symlinks=True)
         record = self.directory / f".{copy}.current"
-        record.write_text(f"{size} {copy}\n", encoding="utf-8")
+        record.write_text(f"{copy}\n", encoding="utf-8")
         record.replace(self._record(gate))
 
     def _record(self, gate: Gate) -> Path:
         return self.directory / f"{gate.name}.current"
 
-    def _current(self, gate: Gate) -> tuple[int, str] | None:
+    def _current(self, gate: Gate) -> tuple[str, float] | None:
+        """The copy kept for ``gate`` and when it was kept (after it was complete)."""
+        record = self._record(gate)
         try:
-            size, copy = self._record(gate).read_text(encoding="utf-8").split()
-        except (OSError, ValueError):
+            return record.read_text(encoding="utf-8").strip(), record.stat().st_mtime
+        except OSError:
             return None
-        return int(size), copy
 
 
 def _tree_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
+def _own_files(project: Path, skip: set[str]) -> Iterator[Path]:
+    """The project's files, outside its environment (``.venv``) and the directories in
+    ``skip``."""
+    for root, directories, files in os.walk(project):
+        if Path(root) == project:
+            directories[:] = [d for d in directories if d != ".venv" and d not in skip]
+        for name in files:
+            yield Path(root) / name
 
 
 def gate_environment(cache_dir: Path | None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -320,26 +321,33 @@ def test_a_project_keeps_a_cache_of_its_own(tmp_path: Path) -> None:
 
 
 def test_a_warm_mypy_cache_hides_no_error(tmp_path: Path) -> None:
-    """Two projects with a module of the same name: the second, whose module has an error,
-    starts from the first one's cache and mypy still finds the error."""
+    """Two projects whose module has the same path, size and modification time: the second,
+    whose module has an error, starts from the first one's cache and mypy still finds it."""
     mypy = Path(sys.executable).with_name("mypy")
     warm = project.WarmCaches(tmp_path / "warm")
     gate = Gate("mypy", (str(mypy), "--strict", "service"), cache=".mypy_cache")
+    written = time.time() - 100
     outcomes = []
-    for name, body in (("clean", "return 1"), ("broken", 'return "one"')):
+    for name, value in (("clean", "111"), ("broken", '"1"')):
         outcome = project.Outcome(name, tmp_path / name, tmp_path / f"{name}.log")
-        (outcome.project / "service").mkdir(parents=True)
-        (outcome.project / "service" / "__init__.py").write_text("", encoding="utf-8")
-        source = f"import json\n\n\ndef answer() -> int:\n    {body}\n"
-        (outcome.project / "service" / "core.py").write_text(source, encoding="utf-8")
+        package = outcome.project / "service"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        module = package / "core.py"
+        module.write_text(f"def answer() -> int:\n    return {value}\n", encoding="utf-8")
+        for path in (package / "__init__.py", module):
+            os.utime(path, (written, written))
         with outcome.log.open("w", encoding="utf-8") as log:
             project._run_gates(outcome, [gate], project.gate_environment(None), log, warm)
         outcomes.append(outcome)
         if name == "clean":
             assert outcome.ok
             assert (tmp_path / "warm" / "mypy.current").is_file()  # its cache is kept
-    broken = outcomes[1]
+    clean, broken = outcomes
 
+    assert (clean.project / "service" / "core.py").stat().st_size == (
+        broken.project / "service" / "core.py"
+    ).stat().st_size
     assert broken.failed_gate == "mypy"
     assert 'Incompatible return value type (got "str", expected "int")' in broken.log.read_text(
         encoding="utf-8"
