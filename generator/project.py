@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +65,7 @@ _LEAKY_ENV = (
     "PYTHONPATH",
     "PYTHONHOME",
     "PYTHONDONTWRITEBYTECODE",
+    "MYPY_CACHE_DIR",
     "UV_PROJECT_ENVIRONMENT",
     "CONDA_PREFIX",
 )
@@ -335,72 +336,104 @@ def _alembic_round_trip(alembic: str, env: Mapping[str, str]) -> list[Gate]:
 class WarmCaches:
     """Tool caches that one run's projects hand on to each other, kept under ``directory``.
 
-    After a gate with a ``cache`` passes, its cache is offered here, and kept if it is larger
-    than the one kept so far. The same gate of a later project starts from a copy of the
-    kept one. Every process of a run may share the directory: what is kept is never written
-    again, and the record of which copy is current is replaced in one step.
+    After a gate with a ``cache`` passes, its cache is offered here, and kept if it is a
+    twentieth larger than the one kept so far (of two offers at once, the later is kept).
+    The same gate of a later project starts from a copy of the kept one. Every process of a
+    run may share the directory: what is kept is never written again, and the record of
+    which copy is current is replaced in one step.
 
     mypy is the tool that has one; the third-party packages every combination installs are
     what it saves analysing again. mypy trusts a cached module without reading it when the
     file has the recorded path, size and modification second, and the project's own modules
     have the same relative paths in every combination. So a project that starts from a copy
-    has every file of its own (outside ``.venv``) stamped later than the copy was kept: mypy
-    then compares the content hash of each, and checks again every module that differs.
+    has every file of its own (outside ``.venv``) stamped later than any file of the projects
+    the copy came from: mypy then compares the content hash of each, and checks again every
+    module that differs. A project with a symbolic link among its own files starts cold.
     """
 
     directory: Path
 
-    def plant(self, gate: Gate, project: Path) -> None:
+    def plant(self, gate: Gate, project: Path) -> str | None:
         """Give ``project`` a copy of the largest cache of ``gate`` kept so far, unless it has
-        one of its own."""
+        one of its own; what was done, for the log."""
         kept = self._current(gate)
         if gate.cache is None or kept is None or (project / gate.cache).exists():
-            return
-        copy, kept_at = kept
-        shutil.copytree(self.directory / copy, project / gate.cache, symlinks=True)
-        stamp = max(time.time(), math.floor(kept_at) + 1)
-        for path in _own_files(project, skip={gate.cache}):
-            os.utime(path, (stamp, stamp), follow_symlinks=False)
+            return None
+        own = _own_files(project, skip={gate.cache})
+        if own is None:
+            return f"{gate.cache}: none copied, as the project has symbolic links"
+        stamp = max(time.time(), math.floor(kept.newest) + 1)
+        target = project / gate.cache
+        try:
+            shutil.copytree(self.directory / kept.copy, target, symlinks=True)
+            for path in own:
+                os.utime(path, (stamp, stamp))
+        except OSError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            return f"{gate.cache}: none copied ({exc})"
+        return f"{gate.cache}: started from a copy kept by an earlier project"
 
-    def offer(self, gate: Gate, project: Path) -> None:
-        """Keep the cache ``gate`` left in ``project`` if it is larger than the one kept."""
-        if gate.cache is None or not (project / gate.cache).is_dir():
-            return
-        size = _tree_bytes(project / gate.cache)
-        kept = self._current(gate)
-        if kept is not None and _tree_bytes(self.directory / kept[0]) >= size:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        copy = f"{gate.name}-{uuid.uuid4().hex}"
-        shutil.copytree(project / gate.cache, self.directory / copy, symlinks=True)
-        record = self.directory / f".{copy}.current"
-        record.write_text(f"{copy}\n", encoding="utf-8")
-        record.replace(self._record(gate))
+    def offer(self, gate: Gate, project: Path) -> str | None:
+        """Keep the cache ``gate`` left in ``project`` if it is larger enough than the one
+        kept; what was done, for the log."""
+        own = _own_files(project, skip={gate.cache or ""})
+        if gate.cache is None or not (project / gate.cache).is_dir() or own is None:
+            return None
+        try:
+            size = _tree_bytes(project / gate.cache)
+            kept = self._current(gate)
+            if kept is not None and size * 20 <= kept.size * 21:
+                return None
+            newest = max((path.stat().st_mtime for path in own), default=0.0)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            copy = f"{gate.name}-{uuid.uuid4().hex}"
+            shutil.copytree(project / gate.cache, self.directory / copy, symlinks=True)
+            record = self.directory / f".{copy}.current"
+            record.write_text(f"{copy} {size} {newest!r}\n", encoding="utf-8")
+            record.replace(self._record(gate))
+        except OSError as exc:
+            return f"{gate.cache}: not kept ({exc})"
+        return f"{gate.cache}: kept for the projects after this one ({size} bytes)"
 
     def _record(self, gate: Gate) -> Path:
         return self.directory / f"{gate.name}.current"
 
-    def _current(self, gate: Gate) -> tuple[str, float] | None:
-        """The copy kept for ``gate`` and when it was kept (after it was complete)."""
-        record = self._record(gate)
+    def _current(self, gate: Gate) -> _KeptCache | None:
         try:
-            return record.read_text(encoding="utf-8").strip(), record.stat().st_mtime
-        except OSError:
+            copy, size, newest = self._record(gate).read_text(encoding="utf-8").split()
+            return _KeptCache(copy, int(size), float(newest))
+        except (OSError, ValueError):
             return None
+
+
+@dataclass(frozen=True)
+class _KeptCache:
+    """A kept cache: its copy's name, its size, and the latest modification time of the
+    files of the project it came from (which include any it was planted in)."""
+
+    copy: str
+    size: int
+    newest: float
 
 
 def _tree_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
-def _own_files(project: Path, skip: set[str]) -> Iterator[Path]:
+def _own_files(project: Path, skip: set[str]) -> list[Path] | None:
     """The project's files, outside its environment (``.venv``) and the directories in
-    ``skip``."""
-    for root, directories, files in os.walk(project):
+    ``skip``; None if there is a symbolic link among them."""
+    files: list[Path] = []
+    for root, directories, names in os.walk(project):
         if Path(root) == project:
             directories[:] = [d for d in directories if d != ".venv" and d not in skip]
-        for name in files:
-            yield Path(root) / name
+        for name in [*directories, *names]:
+            path = Path(root) / name
+            if path.is_symlink():
+                return None
+            if name in names:
+                files.append(path)
+    return files
 
 
 def gate_environment(cache_dir: Path | None) -> dict[str, str]:
@@ -503,12 +536,17 @@ def _run_gates(
         for gate in checks:
             if not outcome.ok and not gate.cleanup:
                 continue
-            if warm is not None:
-                warm.plant(gate, outcome.project)
+            if warm is not None and gate.cache is not None:
+                _note(log, warm.plant(gate, outcome.project))
             _run_gate(outcome, gate, env, log)
-            if warm is not None and outcome.ok:
-                warm.offer(gate, outcome.project)
+            if warm is not None and gate.cache is not None and outcome.ok:
+                _note(log, warm.offer(gate, outcome.project))
     log.write(f"\n# {'ok' if outcome.ok else 'FAILED at ' + str(outcome.failed_gate)}\n")
+
+
+def _note(log: TextIO, note: str | None) -> None:
+    if note is not None:
+        log.write(f"# {note}\n")
 
 
 def _run_gate(outcome: Outcome, gate: Gate, env: Mapping[str, str], log: TextIO) -> None:

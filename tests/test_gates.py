@@ -306,6 +306,23 @@ def test_projects_start_from_the_largest_cache_a_passing_gate_left(tmp_path: Pat
     assert _run_in_new_project(tmp_path, _cache_writer("last", 1), warm) == "second"
 
 
+def test_a_project_with_symbolic_links_starts_cold(tmp_path: Path) -> None:
+    warm = project.WarmCaches(tmp_path / "warm")
+    _run_in_new_project(tmp_path, _cache_writer("first", 10), warm)
+    outcome = project.Outcome("linked", tmp_path / "linked", tmp_path / "linked.log")
+    (outcome.project / "src").mkdir(parents=True)
+    (outcome.project / "src" / "module.py").symlink_to(tmp_path / "elsewhere.py")
+
+    with outcome.log.open("w", encoding="utf-8") as log:
+        gate = _cache_writer("linked", 10)
+        project._run_gates(outcome, [gate], project.gate_environment(None), log, warm)
+
+    assert (outcome.project / "found").read_text(encoding="utf-8") == "none"
+    assert "none copied, as the project has symbolic links" in outcome.log.read_text(
+        encoding="utf-8"
+    )
+
+
 def test_a_project_keeps_a_cache_of_its_own(tmp_path: Path) -> None:
     warm = project.WarmCaches(tmp_path / "warm")
     _run_in_new_project(tmp_path, _cache_writer("first", 10), warm)
@@ -325,7 +342,9 @@ def test_a_warm_mypy_cache_hides_no_error(tmp_path: Path) -> None:
     whose module has an error, starts from the first one's cache and mypy still finds it."""
     mypy = Path(sys.executable).with_name("mypy")
     warm = project.WarmCaches(tmp_path / "warm")
-    gate = Gate("mypy", (str(mypy), "--strict", "service"), cache=".mypy_cache")
+    # The gate notes whether it found a cache before mypy ran.
+    script = 'if [ -d .mypy_cache ]; then touch planted; fi; exec "$0" --strict service'
+    gate = Gate("mypy", ("sh", "-c", script, str(mypy)), cache=".mypy_cache")
     written = time.time() - 100
     outcomes = []
     for name, value in (("clean", "111"), ("broken", '"1"')):
@@ -348,6 +367,8 @@ def test_a_warm_mypy_cache_hides_no_error(tmp_path: Path) -> None:
     assert (clean.project / "service" / "core.py").stat().st_size == (
         broken.project / "service" / "core.py"
     ).stat().st_size
+    assert not (clean.project / "planted").exists()
+    assert (broken.project / "planted").exists()
     assert broken.failed_gate == "mypy"
     assert 'Incompatible return value type (got "str", expected "int")' in broken.log.read_text(
         encoding="utf-8"

@@ -4,10 +4,9 @@ One combination is one test case: it renders the project, installs it from its o
 declared dependencies into its own environment (uv, shared cache), then runs ruff,
 ruff format --check, mypy --strict (from a copy of the largest mypy cache an earlier
 combination of the run left; mypy checks again whatever differs) and pytest with the
-coverage gate, with the ORM the
-migrations round trip and alembic check, and with Docker hadolint, the Compose schema and
-the image rehearsal — the same gates as `kiln verify`. The log of a failing combination is
-kept under .kiln/matrix-logs/.
+coverage gate, with the ORM the migrations round trip and alembic check, and with Docker
+hadolint, the Compose schema and the image rehearsal — the same gates as `kiln verify`.
+The log of a failing combination is kept under .kiln/matrix-logs/.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ class PasswordHasher:
     """
 
     def __init__(self, argon2: Argon2Hasher | None = None) -> None:
-        self._hash = PasswordHash((argon2 or Argon2Hasher(),))
+        self._hash = PasswordHash((argon2 if argon2 is not None else Argon2Hasher(),))
         self._dummy_hash: str | None = None
         self._dummy_lock = anyio.Lock()
 
