@@ -374,7 +374,7 @@ class WarmCaches:
         return f"{gate.cache}: started from a copy kept by an earlier project"
 
     def offer(self, gate: Gate, project: Path) -> str | None:
-        """Keep the cache ``gate`` left in ``project`` if it is larger enough than the one
+        """Keep the cache ``gate`` left in ``project`` if it is enough larger than the one
         kept; what was done, for the log."""
         own = _own_files(project, skip={gate.cache or ""})
         if gate.cache is None or not (project / gate.cache).is_dir() or own is None:
