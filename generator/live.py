@@ -57,6 +57,8 @@ FUZZ_SECONDS = 600.0
 KEPT_ERRORS = 50
 #: The room the websocket load fills.
 LOAD_ROOM = "load-test"
+#: How often the websocket load says how full the room is, so that a stall shows in the log.
+PROGRESS_SECONDS = 5.0
 
 
 class LiveError(Exception):
@@ -425,14 +427,20 @@ async def _member(
             member.closed = f"closed by the server: {socket.close_code} {socket.close_reason}"
 
 
-def _check_members(members: Sequence[Member], tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Fail at the first client that crashed or was closed or refused by the server."""
+def check_members(members: Sequence[Member], tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Fail once a client crashed, or was closed or refused by the server: how many were, and
+    why (the commonest reasons first)."""
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise LiveError(f"a websocket client failed: {task.exception()!r}")
-    for member in members:
-        if member.closed:
-            raise LiveError(f"member {member.number}: {member.closed}")
+    closed = [member for member in members if member.closed]
+    if closed:
+        reasons = Counter(str(member.closed) for member in closed).most_common(3)
+        raise LiveError(
+            f"{len(closed)} of {len(members)} members were closed or refused "
+            f"(the first: member {closed[0].number}): "
+            + "; ".join(f"{reason} (x{count})" for reason, count in reasons)
+        )
 
 
 async def websocket_load(service: Service, *, connections: int, messages: int) -> str:
@@ -461,9 +469,13 @@ async def websocket_load(service: Service, *, connections: int, messages: int) -
     started = time.monotonic()
     try:
         async with asyncio.timeout(120):
-            while sum(m.member_id is not None for m in members) < connections:
-                _check_members(members, tasks)
+            reported = started
+            while (joined_now := sum(m.member_id is not None for m in members)) < connections:
+                check_members(members, tasks)
                 await asyncio.sleep(0.1)
+                if time.monotonic() - reported >= PROGRESS_SECONDS:
+                    reported = time.monotonic()
+                    _say(f"  {joined_now} members in the room after {reported - started:.0f} s")
         joined = time.monotonic() - started
         phase = "the messages were not all delivered within 60 s"
         sent = time.monotonic()
@@ -473,10 +485,10 @@ async def websocket_load(service: Service, *, connections: int, messages: int) -
                     json.dumps({"type": "message", "text": texts[sender.number]})
                 )
             while missing():
-                _check_members(members, tasks)
+                check_members(members, tasks)
                 await asyncio.sleep(0.1)
         delivered = time.monotonic() - sent
-        _check_members(members, tasks)
+        check_members(members, tasks)
     except TimeoutError:
         raise LiveError(f"websocket load: {phase} ({missing()} deliveries missing)") from None
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.live import WRITE_SCOPES, sign_token
+from generator.live import WRITE_SCOPES, LiveError, Member, check_members, sign_token
 from generator.options import Combination, Options, load_options
 from generator.project import check, gate_environment, install_gate, load_gates, render, tail
 
@@ -33,6 +33,7 @@ LOADED = [
 
 
 @pytest.mark.matrix
+@pytest.mark.alone
 @pytest.mark.parametrize("combination", LOADED, ids=[c.key for c in LOADED])
 def test_the_service_holds_under_load(combination: Combination, tmp_path: Path) -> None:
     require_services(combination)
@@ -142,3 +143,23 @@ def test_load_subset_covers_each_engine_and_websockets(options: Options) -> None
 
     assert engines == set(options["database"].choices)
     assert all(c.data.get("use_websockets") for c in LOADED)
+
+
+def test_a_room_load_says_how_many_members_were_closed_and_why() -> None:
+    members = [Member(number) for number in range(6)]
+    for number in (2, 3, 5):
+        members[number].closed = "closed by the server: 1011 Internal error: connect again later."
+    members[4].closed = "error frame: {'type': 'error'}"
+
+    with pytest.raises(LiveError) as failure:
+        check_members(members, [])
+
+    assert str(failure.value) == (
+        "4 of 6 members were closed or refused (the first: member 2): "
+        "closed by the server: 1011 Internal error: connect again later. (x3); "
+        "error frame: {'type': 'error'} (x1)"
+    )
+
+
+def test_a_room_load_passes_members_that_are_all_in() -> None:
+    check_members([Member(number, member_id=f"m{number}") for number in range(3)], [])

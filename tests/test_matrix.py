@@ -20,7 +20,7 @@ import pytest
 from generator.options import Combination, load_options
 from generator.project import Gate, WarmCaches, check, install_gate, render, tail, verify
 
-from .conftest import REPO
+from .conftest import REPO, run_directory
 
 LOGS = REPO / ".kiln" / "matrix-logs"
 COMBINATIONS = load_options(REPO / "copier.yml").combinations()
@@ -56,12 +56,8 @@ def require_services(combination: Combination) -> None:
 
 @pytest.fixture(scope="session")
 def warm_caches(tmp_path_factory: pytest.TempPathFactory) -> WarmCaches:
-    """The tool caches the run's combinations share, in one directory for every xdist worker
-    (each worker's base directory is in the run's own)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    return WarmCaches(root / "warm-caches")
+    """The tool caches the run's combinations share, in one directory for every xdist worker."""
+    return WarmCaches(run_directory(tmp_path_factory) / "warm-caches")
 
 
 @pytest.mark.matrix
