@@ -428,8 +428,8 @@ async def _member(
 
 
 def check_members(members: Sequence[Member], tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Fail once a client crashed, or was closed or refused by the server: how many were, and
-    why (the commonest reasons first)."""
+    """Fail once a client crashed, or once members were closed by the server or were sent an
+    error: how many were, and why (the commonest reasons first)."""
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise LiveError(f"a websocket client failed: {task.exception()!r}")
@@ -437,8 +437,8 @@ def check_members(members: Sequence[Member], tasks: Sequence[asyncio.Task[None]]
     if closed:
         reasons = Counter(str(member.closed) for member in closed).most_common(3)
         raise LiveError(
-            f"{len(closed)} of {len(members)} members were closed or refused "
-            f"(the first: member {closed[0].number}): "
+            f"{len(closed)} of {len(members)} members failed "
+            f"(the lowest-numbered: member {closed[0].number}): "
             + "; ".join(f"{reason} (x{count})" for reason, count in reasons)
         )
 

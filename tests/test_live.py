@@ -155,7 +155,7 @@ def test_a_room_load_says_how_many_members_were_closed_and_why() -> None:
         check_members(members, [])
 
     assert str(failure.value) == (
-        "4 of 6 members were closed or refused (the first: member 2): "
+        "4 of 6 members failed (the lowest-numbered: member 2): "
         "closed by the server: 1011 Internal error: connect again later. (x3); "
         "error frame: {'type': 'error'} (x1)"
     )

@@ -55,9 +55,9 @@ def require_services(combination: Combination) -> None:
 
 
 @pytest.fixture(scope="session")
-def warm_caches(tmp_path_factory: pytest.TempPathFactory) -> WarmCaches:
+def warm_caches() -> WarmCaches:
     """The tool caches the run's combinations share, in one directory for every xdist worker."""
-    return WarmCaches(run_directory(tmp_path_factory) / "warm-caches")
+    return WarmCaches(run_directory() / "warm-caches")
 
 
 @pytest.mark.matrix
