@@ -428,8 +428,9 @@ async def _member(
 
 
 def check_members(members: Sequence[Member], tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Fail once a client crashed, or once members were closed by the server or were sent an
-    error: how many were, and why (the commonest reasons first)."""
+    """Fail once a client crashed, or once members failed (closed by the server, sent an
+    error, or greeted with something other than the welcome): how many, and why (the
+    commonest reasons first)."""
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise LiveError(f"a websocket client failed: {task.exception()!r}")

@@ -24,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Make the run's directory (in the process that starts the run; its xdist workers
     inherit it) and point Copier at an empty settings file in it, so that no user default
     leaks into a render. The directory is removed when the run ends."""
-    if RUN_DIRECTORY not in os.environ:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
         run = tempfile.mkdtemp(prefix="kiln-tests-")
         os.environ[RUN_DIRECTORY] = run
 

@@ -145,7 +145,7 @@ def test_load_subset_covers_each_engine_and_websockets(options: Options) -> None
     assert all(c.data.get("use_websockets") for c in LOADED)
 
 
-def test_a_room_load_says_how_many_members_were_closed_and_why() -> None:
+def test_a_room_load_says_how_many_members_failed_and_why() -> None:
     members = [Member(number) for number in range(6)]
     for number in (2, 3, 5):
         members[number].closed = "closed by the server: 1011 Internal error: connect again later."
