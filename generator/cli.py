@@ -483,9 +483,9 @@ def update_command(
 ) -> None:
     """Take the template's newer version, or changed answers, into a generated project.
 
-    The project must be a clean git work tree. Your edits are kept; where they overlap the
-    template's changes, both sides are written inline between conflict markers, and the exit
-    code is 1 until you resolve them.
+    The project (its own git repository or a folder of a larger one) must have no uncommitted
+    changes. Your edits are kept; where they overlap the template's changes, both sides are
+    written inline between conflict markers, and the exit code is 1 until you resolve them.
     """
     options = load_options()
     changes = options.parse_assignments(data or [])

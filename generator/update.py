@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -168,24 +169,29 @@ def update_project(
     """Update the project at ``path`` to ``vcs_ref`` (default: the newest release), with the
     answers in ``data`` changed; conflicts are written inline for the user to resolve.
 
-    Refuses, changing nothing, when the project is not a clean git work tree. With
-    ``pretend`` the update runs on a throw-away clone and the report says what it would do.
+    The project may be a repository of its own or a folder of a larger one (a monorepo).
+    Refuses, changing nothing, when it is in no git work tree or has uncommitted changes.
+    With ``pretend`` the update runs on a throw-away clone of the repository and the report
+    says what it would do.
     """
     answers = read_project_answers(path, options)
     _check_answers(options, answers, data)
+    top, inside = _repository_of(path)
     _require_clean_tree(path)
     version_before = str(answers.get("_commit", "unknown"))
     if not pretend:
         _run_update(path, data, vcs_ref)
         return _report(path, version_before, options, pretend=False)
     with tempfile.TemporaryDirectory(prefix="kiln-update-preview-") as scratch:
-        clone = Path(scratch) / path.resolve().name
-        _git(Path(scratch), "clone", "--quiet", "--no-hardlinks", str(path.resolve()), str(clone))
+        clone = Path(scratch) / top.name
+        # --shared borrows the repository's objects instead of copying them (a monorepo can
+        # be large); the clone writes only to its own object store.
+        _git(Path(scratch), "clone", "--quiet", "--shared", str(top), str(clone))
         try:
-            _run_update(clone, data, vcs_ref)
+            _run_update(clone / inside, data, vcs_ref)
         except UpdateStopped as exc:
             raise UpdateError(str(exc.__cause__ or exc)) from exc
-        return _report(clone, version_before, options, pretend=True)
+        return _report(clone / inside, version_before, options, pretend=True)
 
 
 def _check_answers(options: Options, answers: Mapping[str, Any], data: Mapping[str, Any]) -> None:
@@ -197,23 +203,30 @@ def _check_answers(options: Options, answers: Mapping[str, Any], data: Mapping[s
             raise UpdateError(f"{variant.name} needs {toggle}=true; add --data {toggle}=true")
 
 
-def _require_clean_tree(path: Path) -> None:
+def _repository_of(path: Path) -> tuple[Path, Path]:
+    """The root of the git work tree holding ``path``, and ``path`` relative to it (``.`` for
+    a project at the root; ``services/orders`` for one inside a monorepo)."""
     try:
         top = _git(path, "rev-parse", "--show-toplevel").strip()
     except UpdateError as exc:
         if "not a git repository" not in str(exc):
             raise
         raise UpdateError(
-            f"{path} is not a git repository; `git init` and commit the project first, "
+            f"{path} is not in a git repository; `git init` and commit the project first, "
             "so the update can be reviewed and undone"
         ) from None
-    if Path(top).resolve() != path.resolve():
-        raise UpdateError(f"{path} is inside the git repository {top}; give the project's root")
-    changes = _git(path, "status", "--porcelain").splitlines()
-    if changes:
+    root = Path(top).resolve()
+    return root, path.resolve().relative_to(root)
+
+
+def _require_clean_tree(path: Path) -> None:
+    """Refuse a project with uncommitted changes; changes elsewhere in its repository (a
+    monorepo's other services) are not the update's business and stay as they are."""
+    changes = _git(path, "status", "--porcelain", "--", ".")
+    if lines := changes.splitlines():
         raise UpdateError(
-            f"{path} has uncommitted changes ({len(changes)} "
-            f"{'path' if len(changes) == 1 else 'paths'}); commit or stash them first, "
+            f"{path} has uncommitted changes ({len(lines)} "
+            f"{'path' if len(lines) == 1 else 'paths'}); commit or stash them first, "
             "so the update can be reviewed and undone"
         )
 
@@ -236,8 +249,15 @@ def _run_update(path: Path, data: Mapping[str, Any], vcs_ref: str | None) -> Non
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise UpdateStopped(
             f"the update stopped: {reason}; `git status` shows anything it changed and "
-            "`git checkout . && git clean -fd` undoes it"
+            f"`{undo_command(path)}` undoes it"
         ) from exc
+
+
+def undo_command(path: Path) -> str:
+    """The shell command that puts the project at ``path`` back to its last commit, conflicts
+    and new files included; other folders of its repository (a monorepo) are left alone."""
+    where = shlex.quote(str(path))
+    return f"git restore --source=HEAD --staged --worktree -- {where} && git clean -fdq -- {where}"
 
 
 def _report(path: Path, version_before: str, options: Options, *, pretend: bool) -> UpdateReport:
@@ -256,8 +276,12 @@ def _report(path: Path, version_before: str, options: Options, *, pretend: bool)
 
 
 def changed_paths(path: Path) -> list[str]:
-    """The paths ``git status`` reports, unquoted (``-z``); a rename by its new name."""
-    fields = _git(path, "status", "--porcelain", "-z", "--untracked-files=all").split("\0")
+    """The paths under ``path`` that ``git status`` reports, relative to ``path`` and
+    unquoted (``-z``); a rename by its new name."""
+    prefix = _git(path, "rev-parse", "--show-prefix").strip()
+    fields = _git(path, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".").split(
+        "\0"
+    )
     changed = []
     entries = iter(fields)
     for entry in entries:
@@ -266,7 +290,7 @@ def changed_paths(path: Path) -> list[str]:
         status, name = entry[:2], entry[3:]
         if "R" in status or "C" in status:
             next(entries, None)  # the old name of a rename or copy
-        changed.append(name)
+        changed.append(name.removeprefix(prefix))  # porcelain paths are the repository's
     return sorted(changed)
 
 

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.options import Combination, Options
 from generator.project import check, tail
-from generator.update import CONFLICT_MARKER, changed_paths, update_project
+from generator.update import CONFLICT_MARKER, changed_paths, undo_command, update_project
 
 from .conftest import REPO
 from .test_matrix import LOGS, require_services
@@ -109,8 +109,8 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def generate(template_repo: Path, dest: Path, data: dict[str, Any], ref: str) -> None:
-    """Generate a project at release ``ref`` and commit it, as a user would."""
+def render_release(template_repo: Path, dest: Path, data: dict[str, Any], ref: str) -> None:
+    """Render a project of the template at release ``ref``."""
     copier.run_copy(
         str(template_repo),
         dest,
@@ -119,6 +119,11 @@ def generate(template_repo: Path, dest: Path, data: dict[str, Any], ref: str) ->
         vcs_ref=ref,
         quiet=True,
     )
+
+
+def generate(template_repo: Path, dest: Path, data: dict[str, Any], ref: str) -> None:
+    """Generate a project at release ``ref`` and commit it, as a user would."""
+    render_release(template_repo, dest, data, ref)
     git(dest, "init", "--quiet", "--initial-branch=main")
     commit_all(dest, "Generate the service")
 
@@ -261,14 +266,7 @@ def test_a_toggle_turned_on_later_works_and_off_again_leaves_no_trace(
     assert report.conflicts == []
     turned_on = options.combination({**combination.data, toggle: True})
     fresh = tmp_path / "fresh"
-    copier.run_copy(
-        str(template_repo),
-        fresh,
-        data={"project_name": "Kiln Check", **turned_on.data},
-        defaults=True,
-        vcs_ref=NEW,
-        quiet=True,
-    )
+    render_release(template_repo, fresh, turned_on.data, NEW)
     # Byte for byte a fresh project of the new combination (plus the user's file), so its
     # gates are that combination's case in the matrix (tests/test_matrix.py).
     expected = files(fresh) | {USER_FILE: original[USER_FILE]}
@@ -333,7 +331,7 @@ def _not_git(project: Path) -> None:
         (_dirty, "has uncommitted changes (1 path); commit or stash them first"),
         (_no_answers, "has no .copier-answers.yml"),
         (_foreign, "was not generated from the Kiln template"),
-        (_not_git, "is not a git repository"),
+        (_not_git, "is not in a git repository"),
     ],
     ids=["dirty-tree", "no-answers-file", "other-template", "not-git"],
 )
@@ -474,3 +472,115 @@ def test_changed_paths_are_read_unquoted(tmp_path: Path) -> None:
     (tmp_path / "café notes.md").write_text("changed\n", encoding="utf-8")
 
     assert changed_paths(tmp_path) == ["café notes.md", "renamed.txt"]
+
+
+# --- a project in a folder of a larger repository (a monorepo) --------------------------
+
+MONOREPO_PROJECT = Path("services") / "orders"
+OTHER_SERVICE_FILE = Path("services") / "billing" / "notes.md"
+
+
+@pytest.fixture
+def monorepo(template_repo: Path, tmp_path: Path) -> Path:
+    """A repository holding a project at v0.1.0 in ``services/orders``, with the user's
+    README line, next to another service's folder."""
+    root = tmp_path / "platform"
+    project = root / MONOREPO_PROJECT
+    render_release(template_repo, project, {"use_orm": False}, OLD)
+    _replace(project / "README.md", README_OLD_LINE, USER_README_LINE)
+    (root / OTHER_SERVICE_FILE).parent.mkdir(parents=True)
+    (root / OTHER_SERVICE_FILE).write_text("# Billing\n", encoding="utf-8")
+    git(root, "init", "--quiet", "--initial-branch=main")
+    commit_all(root, "Two services")
+    return root
+
+
+def test_update_in_a_monorepo_changes_the_project_and_nothing_else(monorepo: Path) -> None:
+    # Another service's work in progress is not the update's business: it stays as it is.
+    (monorepo / OTHER_SERVICE_FILE).write_text("# Billing\n\nDraft.\n", encoding="utf-8")
+    project = monorepo / MONOREPO_PROJECT
+
+    result = CliRunner().invoke(app, ["update", str(project)])
+
+    assert result.exit_code == 1, result.output  # the README conflict is left to resolve
+    lines = result.stdout.splitlines()
+    assert lines[:5] == [
+        f"{OLD} -> {NEW}: changed 4",
+        "  .copier-answers.yml",
+        f"  {ADDED_FILE}",
+        "  README.md",
+        f"  src/{PACKAGE}/health/router.py",
+    ]
+    assert lines[lines.index("conflicts to resolve (1), marked inline:") + 1] == "  README.md"
+    inside = MONOREPO_PROJECT.as_posix()
+    assert changed_paths(monorepo) == [
+        OTHER_SERVICE_FILE.as_posix(),
+        f"{inside}/.copier-answers.yml",
+        f"{inside}/{ADDED_FILE}",
+        f"{inside}/README.md",
+        f"{inside}/src/{PACKAGE}/health/router.py",
+    ]
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert readme.index(CONFLICT_MARKER) < readme.index(USER_README_LINE)
+    assert readme.index(USER_README_LINE) < readme.index(README_NEW_LINE)
+    assert LIVE_NEW_DOC in (project / "src" / PACKAGE / "health" / "router.py").read_text(
+        encoding="utf-8"
+    )
+    assert (monorepo / OTHER_SERVICE_FILE).read_text(encoding="utf-8") == "# Billing\n\nDraft.\n"
+
+
+def test_pretend_in_a_monorepo_reports_and_changes_nothing(monorepo: Path) -> None:
+    before = snapshot(monorepo)
+    head = git(monorepo, "rev-parse", "HEAD")
+
+    result = CliRunner().invoke(app, ["update", str(monorepo / MONOREPO_PROJECT), "--pretend"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{OLD} -> {NEW}: would change 4"
+    assert f"  src/{PACKAGE}/health/router.py" in lines
+    assert lines[lines.index("conflicts it would mark inline (1):") + 1] == "  README.md"
+    assert snapshot(monorepo) == before
+    assert git(monorepo, "rev-parse", "HEAD") == head
+    assert changed_paths(monorepo) == []
+
+
+def test_update_in_a_monorepo_refuses_uncommitted_changes_of_the_project(monorepo: Path) -> None:
+    project = monorepo / MONOREPO_PROJECT
+    _dirty(project)
+    before = snapshot(monorepo)
+
+    code, stderr = run_kiln("update", str(project))
+
+    assert code == 2
+    assert "has uncommitted changes (1 path); commit or stash them first" in stderr
+    assert snapshot(monorepo) == before
+
+
+def test_an_update_that_stops_says_how_to_undo_it(monorepo: Path) -> None:
+    project = monorepo / MONOREPO_PROJECT
+    (monorepo / OTHER_SERVICE_FILE).write_text("# Billing\n\nDraft.\n", encoding="utf-8")
+    before = snapshot(monorepo)
+
+    code, stderr = run_kiln("update", str(project), "--vcs-ref", "v9.9.9")
+
+    assert code == 2
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith("kiln: error: the update stopped: Unknown revision: 'v9.9.9'")
+    assert stderr.rstrip().endswith(f"`{undo_command(project)}` undoes it")
+    assert snapshot(monorepo) == before
+
+
+def test_the_undo_command_restores_the_project_and_nothing_else(monorepo: Path) -> None:
+    # What an update leaves at its worst: an unmerged file, new files and changed ones.
+    (monorepo / OTHER_SERVICE_FILE).write_text("# Billing\n\nDraft.\n", encoding="utf-8")
+    project = monorepo / MONOREPO_PROJECT
+    committed = snapshot(project)
+    assert CliRunner().invoke(app, ["update", str(project)]).exit_code == 1
+    assert "UU " in git(monorepo, "status", "--porcelain")
+
+    subprocess.run(undo_command(project), shell=True, cwd=monorepo, check=True)  # noqa: S602
+
+    assert snapshot(project) == committed
+    assert changed_paths(monorepo) == [OTHER_SERVICE_FILE.as_posix()]
+    assert (monorepo / OTHER_SERVICE_FILE).read_text(encoding="utf-8") == "# Billing\n\nDraft.\n"
