@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import copier
 import yaml
 from packaging.version import InvalidVersion, Version
+from plumbum import local
 
 from generator.options import Options, flag_name
 
@@ -177,7 +179,7 @@ def update_project(
     answers = read_project_answers(path, options)
     _check_answers(options, answers, data)
     top, inside = _repository_of(path)
-    _require_clean_tree(path)
+    _require_clean_tree(path, top)
     version_before = str(answers.get("_commit", "unknown"))
     if not pretend:
         _run_update(path, data, vcs_ref)
@@ -207,7 +209,7 @@ def _repository_of(path: Path) -> tuple[Path, Path]:
     """The root of the git work tree holding ``path``, and ``path`` relative to it (``.`` for
     a project at the root; ``services/orders`` for one inside a monorepo)."""
     try:
-        top = _git(path, "rev-parse", "--show-toplevel").strip()
+        top = _git(path, "rev-parse", "--show-toplevel").rstrip("\n")
     except UpdateError as exc:
         if "not a git repository" not in str(exc):
             raise
@@ -219,21 +221,52 @@ def _repository_of(path: Path) -> tuple[Path, Path]:
     return root, path.resolve().relative_to(root)
 
 
-def _require_clean_tree(path: Path) -> None:
-    """Refuse a project with uncommitted changes; changes elsewhere in its repository (a
-    monorepo's other services) are not the update's business and stay as they are."""
-    changes = _git(path, "status", "--porcelain", "--", ".")
+def _require_clean_tree(path: Path, top: Path) -> None:
+    """Refuse, with the reason, a project the update could not be reviewed and undone in.
+
+    Copier applies an update through the whole repository, so in a monorepo the other folders
+    must hold no uncommitted change to tracked files either (untracked files may stay), the
+    work tree must be whole (no sparse checkout), and no ``.rej`` file may be left anywhere.
+    """
+    changes = _git(path, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     if lines := changes.splitlines():
         raise UpdateError(
-            f"{path} has uncommitted changes ({len(lines)} "
-            f"{'path' if len(lines) == 1 else 'paths'}); commit or stash them first, "
-            "so the update can be reviewed and undone"
+            f"{path} has uncommitted changes ({_paths(len(lines))}); commit or stash them "
+            "first, so the update can be reviewed and undone"
         )
+    if not _is_tracked(path, ANSWERS_FILE):
+        raise UpdateError(
+            f"{path} is not committed to its git repository (is its folder ignored?); "
+            "commit the project first, so the update can be reviewed and undone"
+        )
+    elsewhere = _git(top, "status", "--porcelain", "--untracked-files=no").splitlines()
+    if elsewhere:
+        raise UpdateError(
+            f"{top} has uncommitted changes outside the project ({_paths(len(elsewhere))}, "
+            f"such as {elsewhere[0][3:]}); commit or stash them first: the update is "
+            "applied through the whole repository"
+        )
+    if _git(top, "config", "--type=bool", "--default=false", "core.sparseCheckout").strip() == (
+        "true"
+    ):
+        raise UpdateError(
+            f"{top} is a sparse checkout; the update needs the whole work tree: "
+            "`git sparse-checkout disable` first"
+        )
+    if leftovers := _git(top, "ls-files", "--others", "--", ":(glob)**/*.rej").splitlines():
+        raise UpdateError(
+            f"{top / leftovers[0]} is left from an earlier update; apply what it holds by "
+            "hand and delete it first (the update would take it for one of its own)"
+        )
+
+
+def _paths(count: int) -> str:
+    return f"{count} {'path' if count == 1 else 'paths'}"
 
 
 def _run_update(path: Path, data: Mapping[str, Any], vcs_ref: str | None) -> None:
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _git_settings_for_copier():
             warnings.simplefilter("ignore")  # Copier warns about dirty templates and versions
             copier.run_update(
                 path,
@@ -257,7 +290,33 @@ def undo_command(path: Path) -> str:
     """The shell command that puts the project at ``path`` back to its last commit, conflicts
     and new files included; other folders of its repository (a monorepo) are left alone."""
     where = shlex.quote(str(path))
-    return f"git restore --source=HEAD --staged --worktree -- {where} && git clean -fdq -- {where}"
+    return (
+        f"git -C {where} restore --source=HEAD --staged --worktree -- . && "
+        f"git -C {where} clean -fdq -- ."
+    )
+
+
+#: Settings of the user's git configuration that Copier's own git calls must not follow:
+#: with untracked files hidden from `git status`, it would miss the conflicts it left.
+_GIT_OVERRIDES = {"status.showUntrackedFiles": "normal"}
+
+
+def _git_overrides(environment: Mapping[str, str]) -> dict[str, str]:
+    """``GIT_CONFIG_*`` variables that add ``_GIT_OVERRIDES`` to those ``environment`` has."""
+    first = int(environment.get("GIT_CONFIG_COUNT") or 0)
+    variables = {"GIT_CONFIG_COUNT": str(first + len(_GIT_OVERRIDES))}
+    for index, (key, value) in enumerate(_GIT_OVERRIDES.items(), start=first):
+        variables[f"GIT_CONFIG_KEY_{index}"] = key
+        variables[f"GIT_CONFIG_VALUE_{index}"] = value
+    return variables
+
+
+@contextmanager
+def _git_settings_for_copier() -> Iterator[None]:
+    """Run Copier with ``_GIT_OVERRIDES``: its git commands take their environment from
+    plumbum's copy of it, not from ``os.environ``."""
+    with local.env(**_git_overrides(local.env.getdict())):
+        yield
 
 
 def _report(path: Path, version_before: str, options: Options, *, pretend: bool) -> UpdateReport:
@@ -278,7 +337,7 @@ def _report(path: Path, version_before: str, options: Options, *, pretend: bool)
 def changed_paths(path: Path) -> list[str]:
     """The paths under ``path`` that ``git status`` reports, relative to ``path`` and
     unquoted (``-z``); a rename by its new name."""
-    prefix = _git(path, "rev-parse", "--show-prefix").strip()
+    prefix = _git(path, "rev-parse", "--show-prefix").rstrip("\n")
     fields = _git(path, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".").split(
         "\0"
     )
@@ -324,7 +383,8 @@ def _git(cwd: Path, *args: str) -> str:
             text=True,
             check=False,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # never wait for a password
+            # Never wait for a password; read the work tree as Copier does.
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **_git_overrides(os.environ)},
             timeout=GIT_TIMEOUT_SECONDS,
         )
     except subprocess.TimeoutExpired:

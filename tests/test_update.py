@@ -478,12 +478,16 @@ def test_changed_paths_are_read_unquoted(tmp_path: Path) -> None:
 
 MONOREPO_PROJECT = Path("services") / "orders"
 OTHER_SERVICE_FILE = Path("services") / "billing" / "notes.md"
+#: Another service's work in progress, not yet added to git: the update leaves it alone.
+OTHER_SERVICE_DRAFT = Path("services") / "billing" / "draft.md"
+DRAFT_TEXT = "# Billing\n\nDraft.\n"
 
 
 @pytest.fixture
 def monorepo(template_repo: Path, tmp_path: Path) -> Path:
     """A repository holding a project at v0.1.0 in ``services/orders``, with the user's
-    README line, next to another service's folder."""
+    README line, next to another service's folder. Its git status hides untracked files, as
+    large repositories often do."""
     root = tmp_path / "platform"
     project = root / MONOREPO_PROJECT
     render_release(template_repo, project, {"use_orm": False}, OLD)
@@ -491,13 +495,13 @@ def monorepo(template_repo: Path, tmp_path: Path) -> Path:
     (root / OTHER_SERVICE_FILE).parent.mkdir(parents=True)
     (root / OTHER_SERVICE_FILE).write_text("# Billing\n", encoding="utf-8")
     git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "config", "status.showUntrackedFiles", "no")
     commit_all(root, "Two services")
+    (root / OTHER_SERVICE_DRAFT).write_text(DRAFT_TEXT, encoding="utf-8")
     return root
 
 
 def test_update_in_a_monorepo_changes_the_project_and_nothing_else(monorepo: Path) -> None:
-    # Another service's work in progress is not the update's business: it stays as it is.
-    (monorepo / OTHER_SERVICE_FILE).write_text("# Billing\n\nDraft.\n", encoding="utf-8")
     project = monorepo / MONOREPO_PROJECT
 
     result = CliRunner().invoke(app, ["update", str(project)])
@@ -514,7 +518,7 @@ def test_update_in_a_monorepo_changes_the_project_and_nothing_else(monorepo: Pat
     assert lines[lines.index("conflicts to resolve (1), marked inline:") + 1] == "  README.md"
     inside = MONOREPO_PROJECT.as_posix()
     assert changed_paths(monorepo) == [
-        OTHER_SERVICE_FILE.as_posix(),
+        OTHER_SERVICE_DRAFT.as_posix(),
         f"{inside}/.copier-answers.yml",
         f"{inside}/{ADDED_FILE}",
         f"{inside}/README.md",
@@ -526,7 +530,7 @@ def test_update_in_a_monorepo_changes_the_project_and_nothing_else(monorepo: Pat
     assert LIVE_NEW_DOC in (project / "src" / PACKAGE / "health" / "router.py").read_text(
         encoding="utf-8"
     )
-    assert (monorepo / OTHER_SERVICE_FILE).read_text(encoding="utf-8") == "# Billing\n\nDraft.\n"
+    assert (monorepo / OTHER_SERVICE_DRAFT).read_text(encoding="utf-8") == DRAFT_TEXT
 
 
 def test_pretend_in_a_monorepo_reports_and_changes_nothing(monorepo: Path) -> None:
@@ -542,24 +546,62 @@ def test_pretend_in_a_monorepo_reports_and_changes_nothing(monorepo: Path) -> No
     assert lines[lines.index("conflicts it would mark inline (1):") + 1] == "  README.md"
     assert snapshot(monorepo) == before
     assert git(monorepo, "rev-parse", "HEAD") == head
-    assert changed_paths(monorepo) == []
+    assert changed_paths(monorepo) == [OTHER_SERVICE_DRAFT.as_posix()]
 
 
-def test_update_in_a_monorepo_refuses_uncommitted_changes_of_the_project(monorepo: Path) -> None:
-    project = monorepo / MONOREPO_PROJECT
-    _dirty(project)
+def _untracked_in_project(root: Path) -> None:
+    # Hidden from a plain `git status` by the repository's showUntrackedFiles=no.
+    (root / MONOREPO_PROJECT / "notes.md").write_text("mine\n", encoding="utf-8")
+
+
+def _deleted_elsewhere(root: Path) -> None:
+    # Copier applies the update through the whole repository: it would bring the file back.
+    (root / OTHER_SERVICE_FILE).unlink()
+
+
+def _sparse(root: Path) -> None:
+    git(root, "sparse-checkout", "set", MONOREPO_PROJECT.as_posix())
+
+
+def _leftover_rej(root: Path) -> None:
+    # Copier would take it for a conflict of its own and reset the file beside it.
+    (root / OTHER_SERVICE_FILE.with_suffix(".md.rej")).write_text("@@ -1 +1 @@\n", "utf-8")
+
+
+def _ignored_project(root: Path) -> None:
+    git(root, "rm", "-r", "--cached", "--quiet", MONOREPO_PROJECT.as_posix())
+    (root / ".gitignore").write_text(f"/{MONOREPO_PROJECT.as_posix()}/\n", encoding="utf-8")
+    commit_all(root, "Keep the orders service out of git")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (_untracked_in_project, "has uncommitted changes (1 path); commit or stash them first"),
+        (_deleted_elsewhere, "has uncommitted changes outside the project (1 path, such as"),
+        (_sparse, "is a sparse checkout; the update needs the whole work tree"),
+        (_leftover_rej, "notes.md.rej is left from an earlier update"),
+        (_ignored_project, "is not committed to its git repository (is its folder ignored?)"),
+    ],
+    ids=["untracked-in-project", "deleted-elsewhere", "sparse", "leftover-rej", "ignored"],
+)
+def test_update_in_a_monorepo_refuses_what_it_could_not_undo(
+    monorepo: Path, setup: RefusalSetup, message: str
+) -> None:
+    setup(monorepo)
     before = snapshot(monorepo)
 
-    code, stderr = run_kiln("update", str(project))
+    code, stderr = run_kiln("update", str(monorepo / MONOREPO_PROJECT))
 
     assert code == 2
-    assert "has uncommitted changes (1 path); commit or stash them first" in stderr
+    assert stderr.count("\n") == 1, stderr
+    assert message in stderr
+    assert stderr.rstrip().endswith("nothing was changed")
     assert snapshot(monorepo) == before
 
 
 def test_an_update_that_stops_says_how_to_undo_it(monorepo: Path) -> None:
     project = monorepo / MONOREPO_PROJECT
-    (monorepo / OTHER_SERVICE_FILE).write_text("# Billing\n\nDraft.\n", encoding="utf-8")
     before = snapshot(monorepo)
 
     code, stderr = run_kiln("update", str(project), "--vcs-ref", "v9.9.9")
@@ -571,16 +613,19 @@ def test_an_update_that_stops_says_how_to_undo_it(monorepo: Path) -> None:
     assert snapshot(monorepo) == before
 
 
-def test_the_undo_command_restores_the_project_and_nothing_else(monorepo: Path) -> None:
+def test_the_undo_command_restores_the_project_and_nothing_else(
+    monorepo: Path, tmp_path: Path
+) -> None:
     # What an update leaves at its worst: an unmerged file, new files and changed ones.
-    (monorepo / OTHER_SERVICE_FILE).write_text("# Billing\n\nDraft.\n", encoding="utf-8")
     project = monorepo / MONOREPO_PROJECT
     committed = snapshot(project)
     assert CliRunner().invoke(app, ["update", str(project)]).exit_code == 1
     assert "UU " in git(monorepo, "status", "--porcelain")
 
-    subprocess.run(undo_command(project), shell=True, cwd=monorepo, check=True)  # noqa: S602
+    # Given as the user gave it: relative, from a directory outside the repository.
+    relative = project.relative_to(tmp_path)
+    subprocess.run(undo_command(relative), shell=True, cwd=tmp_path, check=True)  # noqa: S602
 
     assert snapshot(project) == committed
-    assert changed_paths(monorepo) == [OTHER_SERVICE_FILE.as_posix()]
-    assert (monorepo / OTHER_SERVICE_FILE).read_text(encoding="utf-8") == "# Billing\n\nDraft.\n"
+    assert changed_paths(monorepo) == [OTHER_SERVICE_DRAFT.as_posix()]
+    assert (monorepo / OTHER_SERVICE_DRAFT).read_text(encoding="utf-8") == DRAFT_TEXT
