@@ -33,6 +33,10 @@ from uv import find_uv_bin
 
 from generator.options import Combination, template_root
 
+#: The package name every checked combination is rendered with: the longest copier.yml
+#: allows, so that no generated line outgrows the project's own linters with a long name.
+CHECK_PACKAGE = "kiln_check_with_the_longest_name"
+
 #: How long one gate may run before it counts as failed, and then how long it has to stop.
 GATE_TIMEOUT_SECONDS = 900
 GATE_STOP_SECONDS = 30
@@ -490,7 +494,8 @@ def verify(
         log.write(f"# {combination.key}: {combination.data}\n")
         started = time.perf_counter()
         try:
-            render(project, {"project_name": "Kiln Check", **combination.data}, isolated=True)
+            answers = {"project_name": "Kiln Check", "package_name": CHECK_PACKAGE}
+            render(project, {**answers, **combination.data}, isolated=True)
         except RenderError as exc:
             log.write(f"render failed: {exc}\n")
             outcome.failed_gate = "render"

@@ -12,6 +12,7 @@ import yaml
 from pytest_copie.plugin import Copie
 
 from generator.options import Options
+from generator.project import CHECK_PACKAGE
 
 NAME = {"project_name": "Orders Service"}
 
@@ -93,6 +94,7 @@ BAD_ANSWERS = [
     ("package_name", "orders-service", "not a valid package name"),
     ("package_name", "1orders", "not a valid package name"),
     ("package_name", "Orders", "not a valid package name"),
+    ("package_name", f"{CHECK_PACKAGE}s", "is 33 characters long; use at most 32"),
     ("author_email", "nobody", "not an email address"),
     ("author_email", "a@b", "not an email address"),
     ("author_email", "two words@example.com", "not an email address"),
@@ -113,6 +115,16 @@ def test_bad_answers_fail_naming_question_and_rule(
     assert message in text
     assert "\n" not in text.replace(repr(value)[1:-1], "").strip()
     assert result.project_dir is None
+
+
+def test_the_longest_allowed_package_name_is_the_one_every_combination_is_checked_with(
+    copie: Copie,
+) -> None:
+    result = copie.copy(extra_answers={**NAME, "package_name": CHECK_PACKAGE})
+
+    assert result.exit_code == 0, result.exception
+    assert result.project_dir is not None
+    assert answers_of(result.project_dir)["package_name"] == CHECK_PACKAGE
 
 
 @pytest.mark.parametrize(("question", "value"), [("database", "mysql"), ("python_version", "3.9")])

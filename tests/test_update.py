@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from generator.cli import app
 from generator.options import Combination, Options
-from generator.project import check, tail
+from generator.project import CHECK_PACKAGE, check, tail
 from generator.update import CONFLICT_MARKER, changed_paths, undo_command, update_project
 
 from .conftest import REPO
@@ -30,7 +30,8 @@ from .test_matrix import LOGS, require_services
 
 OLD, NEW = "v0.1.0", "v0.2.0"
 GIT = shutil.which("git") or "git"
-PACKAGE = "kiln_check"
+#: The package name the matrix checks, so a project updated here is one the matrix ran.
+PACKAGE = CHECK_PACKAGE
 
 #: What v0.2.0 changed for generated projects: (template file, v0.1.0 text, v0.2.0 text).
 README_OLD_LINE = (
@@ -114,7 +115,7 @@ def render_release(template_repo: Path, dest: Path, data: dict[str, Any], ref: s
     copier.run_copy(
         str(template_repo),
         dest,
-        data={"project_name": "Kiln Check", **data},
+        data={"project_name": "Kiln Check", "package_name": PACKAGE, **data},
         defaults=True,
         vcs_ref=ref,
         quiet=True,
