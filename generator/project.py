@@ -33,8 +33,10 @@ from uv import find_uv_bin
 
 from generator.options import Combination, template_root
 
-#: The package name every checked combination is rendered with: the longest copier.yml
-#: allows, so that no generated line outgrows the project's own linters with a long name.
+#: The longest package name copier.yml's validator allows (the tests hold the two equal).
+MAX_PACKAGE_NAME = 32
+#: The package name every checked combination is rendered with: the longest allowed, so that
+#: no generated line outgrows the project's own linters with a long name.
 CHECK_PACKAGE = "kiln_check_with_the_longest_name"
 
 #: How long one gate may run before it counts as failed, and then how long it has to stop.

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 from plumbum import local
 
 from generator.options import Options, flag_name
+from generator.project import MAX_PACKAGE_NAME
 
 ANSWERS_FILE = ".copier-answers.yml"
 
@@ -178,6 +180,14 @@ def update_project(
     """
     answers = read_project_answers(path, options)
     _check_answers(options, answers, data)
+    package = str(answers.get("package_name", ""))
+    if len(package) > MAX_PACKAGE_NAME:
+        # Copier would drop the recorded name as invalid and fail half-way through.
+        raise UpdateError(
+            f"{path} has the package {package}, {len(package)} characters long; this template "
+            f"allows {MAX_PACKAGE_NAME}: rename the package, record the new name as "
+            f"package_name in {ANSWERS_FILE}, commit, and update again"
+        )
     top, inside = _repository_of(path)
     _require_clean_tree(path, top)
     version_before = str(answers.get("_commit", "unknown"))
@@ -236,14 +246,15 @@ def _require_clean_tree(path: Path, top: Path) -> None:
         )
     if not _is_tracked(path, ANSWERS_FILE):
         raise UpdateError(
-            f"{path} is not committed to its git repository (is its folder ignored?); "
-            "commit the project first, so the update can be reviewed and undone"
+            f"{path / ANSWERS_FILE} is not committed (its folder may be ignored by git): "
+            "add the project (`git add -f` past an ignore rule) and commit it first, so the "
+            "update can be reviewed and undone"
         )
-    elsewhere = _git(top, "status", "--porcelain", "--untracked-files=no").splitlines()
+    elsewhere = _status_entries(top, "--untracked-files=no")
     if elsewhere:
         raise UpdateError(
             f"{top} has uncommitted changes outside the project ({_paths(len(elsewhere))}, "
-            f"such as {elsewhere[0][3:]}); commit or stash them first: the update is "
+            f"such as {elsewhere[0]}); commit or stash them first: the update is "
             "applied through the whole repository"
         )
     if _git(top, "config", "--type=bool", "--default=false", "core.sparseCheckout").strip() == (
@@ -253,7 +264,9 @@ def _require_clean_tree(path: Path, top: Path) -> None:
             f"{top} is a sparse checkout; the update needs the whole work tree: "
             "`git sparse-checkout disable` first"
         )
-    if leftovers := _git(top, "ls-files", "--others", "--", ":(glob)**/*.rej").splitlines():
+    # Found the way Copier looks for its own conflict files after applying the update.
+    leftovers = [name for name in _status_entries(top, "--ignored") if name.endswith(".rej")]
+    if leftovers:
         raise UpdateError(
             f"{top / leftovers[0]} is left from an earlier update; apply what it holds by "
             "hand and delete it first (the update would take it for one of its own)"
@@ -303,7 +316,10 @@ _GIT_OVERRIDES = {"status.showUntrackedFiles": "normal"}
 
 def _git_overrides(environment: Mapping[str, str]) -> dict[str, str]:
     """``GIT_CONFIG_*`` variables that add ``_GIT_OVERRIDES`` to those ``environment`` has."""
-    first = int(environment.get("GIT_CONFIG_COUNT") or 0)
+    count = environment.get("GIT_CONFIG_COUNT") or "0"
+    if not count.isdigit():
+        raise UpdateError(f"GIT_CONFIG_COUNT is {count!r}, not a number; unset or correct it")
+    first = int(count)
     variables = {"GIT_CONFIG_COUNT": str(first + len(_GIT_OVERRIDES))}
     for index, (key, value) in enumerate(_GIT_OVERRIDES.items(), start=first):
         variables[f"GIT_CONFIG_KEY_{index}"] = key
@@ -311,11 +327,15 @@ def _git_overrides(environment: Mapping[str, str]) -> dict[str, str]:
     return variables
 
 
+#: plumbum's environment is the process's: one update at a time changes it.
+_COPIER_ENVIRONMENT = threading.Lock()
+
+
 @contextmanager
 def _git_settings_for_copier() -> Iterator[None]:
     """Run Copier with ``_GIT_OVERRIDES``: its git commands take their environment from
     plumbum's copy of it, not from ``os.environ``."""
-    with local.env(**_git_overrides(local.env.getdict())):
+    with _COPIER_ENVIRONMENT, local.env(**_git_overrides(local.env.getdict())):
         yield
 
 
@@ -335,13 +355,19 @@ def _report(path: Path, version_before: str, options: Options, *, pretend: bool)
 
 
 def changed_paths(path: Path) -> list[str]:
-    """The paths under ``path`` that ``git status`` reports, relative to ``path`` and
-    unquoted (``-z``); a rename by its new name."""
+    """The paths under ``path`` that ``git status`` reports, relative to ``path``; a rename by
+    its new name."""
     prefix = _git(path, "rev-parse", "--show-prefix").rstrip("\n")
-    fields = _git(path, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".").split(
-        "\0"
-    )
-    changed = []
+    entries = _status_entries(path, "--untracked-files=all", "--", ".")
+    # Porcelain paths are the repository's, wherever git runs.
+    return sorted(name.removeprefix(prefix) for name in entries)
+
+
+def _status_entries(cwd: Path, *options: str) -> list[str]:
+    """The paths ``git status --porcelain`` reports, unquoted (``-z``); a rename or copy by
+    its new name."""
+    fields = _git(cwd, "status", "--porcelain", "-z", *options).split("\0")
+    names = []
     entries = iter(fields)
     for entry in entries:
         if not entry:
@@ -349,8 +375,8 @@ def changed_paths(path: Path) -> list[str]:
         status, name = entry[:2], entry[3:]
         if "R" in status or "C" in status:
             next(entries, None)  # the old name of a rename or copy
-        changed.append(name.removeprefix(prefix))  # porcelain paths are the repository's
-    return sorted(changed)
+        names.append(name)
+    return names
 
 
 def _has_conflict(path: Path) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from generator.project import Gate, WarmCaches, check, install_gate, render, tai
 from .conftest import REPO, run_directory
 
 LOGS = REPO / ".kiln" / "matrix-logs"
+RUFF = str(Path(sys.executable).with_name("ruff"))
 COMBINATIONS = load_options(REPO / "copier.yml").combinations()
 
 
@@ -52,6 +55,28 @@ def require_services(combination: Combination) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
     pytest.skip(reason)
+
+
+#: Names at the other end from the matrix's: a long project name (and so a long slug) with a
+#: short package name. The matrix renders the longest package name with a short project name.
+OTHER_NAMES = {
+    "project_name": "Northern Region Customer Orders And Invoices Reconciliation Service",
+    "package_name": "svc",
+}
+
+
+@pytest.mark.parametrize("combination", COMBINATIONS, ids=[c.key for c in COMBINATIONS])
+def test_combination_is_lint_clean_with_other_name_lengths(
+    combination: Combination, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    render(project, {**OTHER_NAMES, **combination.data}, isolated=True)
+
+    for argv in (["check", "--quiet", "."], ["format", "--check", "--quiet", "."]):
+        done = subprocess.run(  # noqa: S603 - the test environment's own ruff
+            [RUFF, *argv], cwd=project, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, f"ruff {argv[0]}:\n{done.stdout}{done.stderr}"
 
 
 @pytest.fixture(scope="session")

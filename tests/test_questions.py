@@ -12,7 +12,7 @@ import yaml
 from pytest_copie.plugin import Copie
 
 from generator.options import Options
-from generator.project import CHECK_PACKAGE
+from generator.project import CHECK_PACKAGE, MAX_PACKAGE_NAME
 
 NAME = {"project_name": "Orders Service"}
 
@@ -125,6 +125,7 @@ def test_the_longest_allowed_package_name_is_the_one_every_combination_is_checke
     assert result.exit_code == 0, result.exception
     assert result.project_dir is not None
     assert answers_of(result.project_dir)["package_name"] == CHECK_PACKAGE
+    assert len(CHECK_PACKAGE) == MAX_PACKAGE_NAME  # the bad answer above is one longer
 
 
 @pytest.mark.parametrize(("question", "value"), [("database", "mysql"), ("python_version", "3.9")])
