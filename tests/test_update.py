@@ -348,16 +348,23 @@ def test_update_refuses_with_one_line_and_changes_nothing(
     project_at_old: Path, setup: RefusalSetup, message: str
 ) -> None:
     setup(project_at_old)
-    before = snapshot(project_at_old)
 
-    code, stderr = run_kiln("update", str(project_at_old))
+    assert_refused(project_at_old, project_at_old, message)
+
+
+def assert_refused(repository: Path, project: Path, message: str) -> None:
+    """`kiln update project` fails with one line that says ``message``, and nothing in the
+    repository changed."""
+    before = snapshot(repository)
+
+    code, stderr = run_kiln("update", str(project))
 
     assert code == 2
     assert stderr.count("\n") == 1, stderr
     assert stderr.startswith("kiln: error: ")
     assert message in stderr
     assert stderr.rstrip().endswith("nothing was changed")
-    assert snapshot(project_at_old) == before
+    assert snapshot(repository) == before
 
 
 def test_update_refuses_a_variant_without_its_toggle(project_at_old: Path) -> None:
@@ -598,15 +605,8 @@ def test_update_in_a_monorepo_refuses_what_it_could_not_undo(
     monorepo: Path, setup: RefusalSetup, message: str
 ) -> None:
     setup(monorepo)
-    before = snapshot(monorepo)
 
-    code, stderr = run_kiln("update", str(monorepo / MONOREPO_PROJECT))
-
-    assert code == 2
-    assert stderr.count("\n") == 1, stderr
-    assert message in stderr
-    assert stderr.rstrip().endswith("nothing was changed")
-    assert snapshot(monorepo) == before
+    assert_refused(monorepo, monorepo / MONOREPO_PROJECT, message)
 
 
 def test_an_update_that_stops_says_how_to_undo_it(monorepo: Path) -> None:
