@@ -174,7 +174,8 @@ def update_project(
     answers in ``data`` changed; conflicts are written inline for the user to resolve.
 
     The project may be a repository of its own or a folder of a larger one (a monorepo).
-    Refuses, changing nothing, when it is in no git work tree or has uncommitted changes.
+    Refuses, changing nothing, when the update could not be reviewed and undone there
+    (``_require_clean_tree`` says why) or the recorded package name is no longer allowed.
     With ``pretend`` the update runs on a throw-away clone of the repository and the report
     says what it would do.
     """
@@ -238,10 +239,9 @@ def _require_clean_tree(path: Path, top: Path) -> None:
     must hold no uncommitted change to tracked files either (untracked files may stay), the
     work tree must be whole (no sparse checkout), and no ``.rej`` file may be left anywhere.
     """
-    changes = _git(path, "status", "--porcelain", "--untracked-files=normal", "--", ".")
-    if lines := changes.splitlines():
+    if changes := _status_entries(path, "--untracked-files=normal", "--", "."):
         raise UpdateError(
-            f"{path} has uncommitted changes ({_paths(len(lines))}); commit or stash them "
+            f"{path} has uncommitted changes ({_paths(len(changes))}); commit or stash them "
             "first, so the update can be reviewed and undone"
         )
     if not _is_tracked(path, ANSWERS_FILE):
