@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -92,6 +93,19 @@ app = typer.Typer(
 # --- kiln new ----------------------------------------------------------------------------
 
 
+#: How Copier names the question whose answer failed its validator.
+_FAILED_QUESTION = re.compile(r"Validation error for question '(\w+)'")
+
+
+def _answer_hint(error: RenderError, answers: dict[str, Any]) -> str:
+    """Where a default derived from another answer (a long name's package, say) fails its rule,
+    how to give that answer instead."""
+    failed = _FAILED_QUESTION.search(str(error))
+    if failed is None or failed[1] in answers:
+        return ""
+    return f"; give it with --data {failed[1]}=VALUE"
+
+
 def new(
     dest: Path,
     name: str | None,
@@ -140,7 +154,7 @@ def new(
             shutil.rmtree(dest)
         if isinstance(exc, KeyboardInterrupt):
             raise KilnError("interrupted; nothing was written") from None
-        raise KilnError(f"{exc}; nothing was written") from None
+        raise KilnError(f"{exc}{_answer_hint(exc, answers)}; nothing was written") from None
     features_on = [flag_name(t) for t in options.toggles if recorded.get(t.name)]
     out.print(
         f"[bold green]Created[/] {recorded.get('project_name')} in {dest} "
