@@ -315,7 +315,12 @@ _GIT_OVERRIDES = {"status.showUntrackedFiles": "normal"}
 
 
 def _git_overrides(environment: Mapping[str, str]) -> dict[str, str]:
-    """``GIT_CONFIG_*`` variables that add ``_GIT_OVERRIDES`` to those ``environment`` has."""
+    """``GIT_CONFIG_*`` variables that add ``_GIT_OVERRIDES`` to those ``environment`` has.
+
+    ``git -c`` settings of a caller (an alias, a hook) reach its child processes in
+    ``GIT_CONFIG_PARAMETERS``, which git reads after ``GIT_CONFIG_COUNT``: the overrides go at
+    its end too, where the last of a key wins.
+    """
     count = environment.get("GIT_CONFIG_COUNT") or "0"
     if not count.isdigit():
         raise UpdateError(f"GIT_CONFIG_COUNT is {count!r}, not a number; unset or correct it")
@@ -324,6 +329,11 @@ def _git_overrides(environment: Mapping[str, str]) -> dict[str, str]:
     for index, (key, value) in enumerate(_GIT_OVERRIDES.items(), start=first):
         variables[f"GIT_CONFIG_KEY_{index}"] = key
         variables[f"GIT_CONFIG_VALUE_{index}"] = value
+    parameters = environment.get("GIT_CONFIG_PARAMETERS", "").strip()
+    if parameters:
+        # Each entry single-quoted, as git writes them; the overrides hold no quote.
+        added = " ".join(f"'{key}={value}'" for key, value in _GIT_OVERRIDES.items())
+        variables["GIT_CONFIG_PARAMETERS"] = f"{parameters} {added}"
     return variables
 
 

@@ -12,12 +12,14 @@ import hashlib
 import shutil
 import subprocess
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import copier
 import pytest
 import yaml
+from plumbum import local
 from typer.testing import CliRunner
 
 from generator.cli import app
@@ -517,10 +519,20 @@ def monorepo(template_repo: Path, tmp_path: Path) -> Path:
     return root
 
 
-def test_update_in_a_monorepo_changes_the_project_and_nothing_else(monorepo: Path) -> None:
+@pytest.mark.parametrize("hidden_by", ["repository", "command-line"])
+def test_update_in_a_monorepo_changes_the_project_and_nothing_else(
+    monorepo: Path, hidden_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = monorepo / MONOREPO_PROJECT
+    with ExitStack() as hiding:
+        if hidden_by == "command-line":  # as `git -c status.showUntrackedFiles=no` around kiln
+            git(monorepo, "config", "--unset", "status.showUntrackedFiles")
+            hidden = "'status.showuntrackedfiles=no'"
+            monkeypatch.setenv("GIT_CONFIG_PARAMETERS", hidden)
+            hiding.enter_context(local.env(GIT_CONFIG_PARAMETERS=hidden))  # Copier's git
+            assert "??" not in git(monorepo, "status", "--porcelain")
 
-    result = CliRunner().invoke(app, ["update", str(project)])
+        result = CliRunner().invoke(app, ["update", str(project)])
 
     assert result.exit_code == 1, result.output  # the README conflict is left to resolve
     lines = result.stdout.splitlines()
