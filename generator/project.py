@@ -537,9 +537,14 @@ def _run_gates(
     warm: WarmCaches | None = None,
 ) -> None:
     # The gates' bytecode goes to a directory of their own, outside the project's tree, and
-    # is compiled once for all of them rather than in every process.
-    with tempfile.TemporaryDirectory(prefix="kiln-bytecode-") as bytecode:
-        env = {**env, "PYTHONPYCACHEPREFIX": bytecode}
+    # is compiled once for all of them rather than in every process. pytest's temporary
+    # directories get a root of their own too: pytest runs sharing one delete each other's
+    # old directories on exit, and a deletion racing another can fail the run (its warning is
+    # an error under the projects' `filterwarnings = ["error"]`).
+    with tempfile.TemporaryDirectory(prefix="kiln-gates-") as scratch:
+        bytecode, temproot = Path(scratch) / "bytecode", Path(scratch) / "pytest"
+        temproot.mkdir()
+        env = {**env, "PYTHONPYCACHEPREFIX": str(bytecode), "PYTEST_DEBUG_TEMPROOT": str(temproot)}
         for gate in checks:
             if not outcome.ok and not gate.cleanup:
                 continue

@@ -262,6 +262,39 @@ def test_gates_compile_bytecode_once_outside_the_project(
     assert not Path(prefix).exists()
 
 
+def test_each_run_of_the_gates_gives_pytest_a_temporary_root_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest runs that share a temporary root delete each other's old directories on exit,
+    and a deletion that races another fails a run under `filterwarnings = ["error"]`."""
+    monkeypatch.setenv("PYTEST_DEBUG_TEMPROOT", str(tmp_path / "shared"))
+    seen = tmp_path / "seen.txt"
+    test_file = tmp_path / "test_where.py"
+    test_file.write_text(
+        "def test_where(tmp_path):\n"
+        f"    with open({str(seen)!r}, 'a') as seen:\n"
+        "        print(tmp_path, file=seen)\n",
+        encoding="utf-8",
+    )
+    argv = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file))
+    for run in ("first", "second"):
+        outcome = project.Outcome(run, tmp_path / run, tmp_path / f"{run}.log")
+        outcome.project.mkdir()
+        with outcome.log.open("w", encoding="utf-8") as log:
+            env = project.gate_environment(None)
+            gate = Gate("pytest", argv, {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+            project._run_gates(outcome, [gate], env, log)
+        assert outcome.ok, outcome.log.read_text(encoding="utf-8")
+
+    first, second = (Path(line) for line in seen.read_text(encoding="utf-8").splitlines())
+    roots = [path.parents[2] for path in (first, second)]
+    assert [path.parent.name for path in (first, second)] == ["pytest-0", "pytest-0"]
+    assert roots[0] != roots[1]
+    for root in roots:
+        assert not root.is_relative_to(tmp_path)
+        assert not root.exists()
+
+
 def test_mypy_may_start_from_another_projects_cache(options: Options) -> None:
     combination = options.combination({})
 
